@@ -38,6 +38,7 @@ class SliceSubject:
     - ``images``: real intensity images, float32 in [0, 1], e.g. "t1_brain", "head" (may be empty).
     - ``subject_id``: stable identifier, e.g. "mni152/seed=123"; ``position``: relative slice
       position in [0, 1] along the slice axis; ``seed``: the subject's synthesis seed.
+    - ``voxel_size_mm``: pixel spacing of the grid (renders scale their blurs by it).
     """
 
     subject_id: str
@@ -48,6 +49,7 @@ class SliceSubject:
     images: Mapping[str, np.ndarray] = field(default_factory=dict)
     position: float = 0.5
     seed: int = 0
+    voxel_size_mm: float = 1.0
 
     @property
     def shape(self) -> tuple[int, int]:

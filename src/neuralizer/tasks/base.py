@@ -38,15 +38,15 @@ class TaskSpace:
     """What the tasks may draw from (after any hold-out).
 
     - ``profiles``: contrast profile names that may be rendered (see ``PROFILE_NAMES``).
-    - ``required_profile``: if set, every episode must involve this profile (evaluation of a
-      held-out modality): it is the input profile, or one side of a modality transfer.
+    - ``focus_profiles``: if not empty, every episode involves one of these profiles (evaluation
+      of a held-out modality): it is the input profile, or one side of a modality transfer.
     - ``protocols``: segmentation protocol -> label values that may be segmented.
     - ``label_names``: protocol -> {label value: name} (used to group left/right twins).
     - ``image_shape``: H, W of every slice (k-space line sets and inpainting masks depend on it).
     """
 
     profiles: tuple[str, ...] = PROFILE_NAMES
-    required_profile: str | None = None
+    focus_profiles: tuple[str, ...] = ()
     protocols: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     label_names: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     image_shape: tuple[int, int] = (64, 64)
@@ -55,14 +55,12 @@ class TaskSpace:
         unknown = [p for p in self.profiles if p not in PROFILE_NAMES]
         if unknown or not self.profiles:
             raise ValueError(f"profiles {self.profiles} must be some of {PROFILE_NAMES}")
-        if self.required_profile is not None and self.required_profile not in self.profiles:
-            raise ValueError(f"required_profile {self.required_profile!r} not in {self.profiles}")
+        if not set(self.focus_profiles) <= set(self.profiles):
+            raise ValueError(f"focus_profiles {self.focus_profiles} not all in {self.profiles}")
 
     def input_profile_name(self, rng: np.random.Generator) -> str:
-        """A profile name for an input image (the required one if set)."""
-        if self.required_profile is not None:
-            return self.required_profile
-        return str(rng.choice(self.profiles))
+        """A profile name for an input image (one of the focus profiles if set)."""
+        return str(rng.choice(self.focus_profiles or self.profiles))
 
     def input_profile(self, rng: np.random.Generator) -> ContrastProfile:
         return sample_profile(self.input_profile_name(rng), rng)

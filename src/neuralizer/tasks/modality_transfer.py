@@ -37,15 +37,15 @@ class ModalityTransfer:
     mask_channel = None
 
     def __init__(self, space: TaskSpace):
-        if len(space.profiles) < 2:
-            raise ValueError("modality transfer needs at least two contrast profiles")
         self.space = space
 
     def sample(self, rng: np.random.Generator) -> ModalityTransferParams:
         names = list(self.space.profiles)
-        if self.space.required_profile is not None:
-            other = [n for n in names if n != self.space.required_profile]
-            pair = [self.space.required_profile, str(rng.choice(other))]
+        if len(names) < 2:
+            raise ValueError("modality transfer needs at least two contrast profiles")
+        if self.space.focus_profiles:
+            first = str(rng.choice(self.space.focus_profiles))
+            pair = [first, str(rng.choice([n for n in names if n != first]))]
             if rng.uniform() < 0.5:
                 pair.reverse()
         else:

@@ -45,8 +45,6 @@ class BinarySegmentation:
     mask_channel = None
 
     def __init__(self, space: TaskSpace):
-        if not any(space.protocols.values()):
-            raise ValueError("binary segmentation needs at least one protocol with labels")
         self.space = space
 
     def _label_group(self, protocol: str, rng: np.random.Generator) -> tuple[int, ...]:
@@ -65,6 +63,8 @@ class BinarySegmentation:
 
     def sample(self, rng: np.random.Generator) -> SegmentationParams:
         protocols = sorted(p for p, v in self.space.protocols.items() if v)
+        if not protocols:
+            raise ValueError("binary segmentation needs at least one protocol with labels")
         protocol = str(rng.choice(protocols))
         return SegmentationParams(
             protocol=protocol,

@@ -11,8 +11,8 @@ import numpy as np
 
 
 def kspace(image: np.ndarray) -> np.ndarray:
-    """H×W real or complex image -> H×W complex k-space (orthonormal FFT)."""
-    return np.fft.fft2(image, norm="ortho")
+    """H×W real or complex image -> H×W complex128 k-space (orthonormal FFT, double precision)."""
+    return np.fft.fft2(np.asarray(image, np.complex128), norm="ortho")
 
 
 def image_from_kspace(k: np.ndarray) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from neuralizer.tasks.registry import make_task
@@ -34,6 +36,15 @@ def test_translation_moves_everything_together(subject):
     assert np.array_equal(
         moved.labels["quadrants"][10:50, 10:50], subject.labels["quadrants"][12:52, 7:47]
     )
+
+
+def test_float_images_move_bilinearly_with_labels(subject):
+    image = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    subject = dataclasses.replace(subject, images={"t1": image})
+    moved = transform_subject(subject, SpatialParams(translation=(0.5, 0.0)))
+    assert moved.images["t1"].dtype == np.float32
+    np.testing.assert_allclose(moved.images["t1"][:62], (image[:62] + image[1:63]) / 2, atol=1e-6)
+    assert set(np.unique(moved.tissue)) <= set(np.unique(subject.tissue))  # nearest, no blending
 
 
 def test_random_transform_keeps_labels_consistent(subject, space, rng):

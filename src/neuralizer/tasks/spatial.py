@@ -14,6 +14,7 @@ image centre ``c``, and ``d`` is a smooth displacement field upsampled (cubic) f
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,21 +100,37 @@ def source_coordinates(shape: tuple[int, int], params: SpatialParams) -> np.ndar
     return coords
 
 
-def _warp(array: np.ndarray, coords: np.ndarray, order: int) -> np.ndarray:
+def _warp(array: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Resample one H×W array: nearest for integer/bool arrays (labels), bilinear for floats."""
     array = np.asarray(array)
+    order = 1 if np.issubdtype(array.dtype, np.floating) else 0
     work = array.astype(np.float64 if order else np.int32)
     return ndimage.map_coordinates(work, coords, order=order, cval=0).astype(array.dtype)
 
 
+def _warp_value(value, coords: np.ndarray, shape: tuple[int, int]):
+    if isinstance(value, np.ndarray) and value.shape == shape:
+        return _warp(value, coords)
+    if isinstance(value, Mapping) and value:
+        items = dict(value)
+        if all(isinstance(v, np.ndarray) and v.shape == shape for v in items.values()):
+            return {k: _warp(v, coords) for k, v in items.items()}
+    return value
+
+
 def transform_subject(subject: SliceSubject, params: SpatialParams) -> SliceSubject:
-    """``subject`` with every array resampled by the transform ``params`` (identity: unchanged)."""
+    """``subject`` with every H×W array resampled by ``params`` (identity: ``subject`` itself).
+
+    Every field that is an H×W array, or a mapping of them (tissue, brain mask, label maps, real
+    images, and any such field the data contract adds), is moved by the same transform: integer
+    and bool arrays by nearest neighbour, float arrays bilinearly; zero outside the field of view.
+    """
     if params.is_identity:
         return subject
-    coords = source_coordinates(subject.shape, params)
-    return dataclasses.replace(
-        subject,
-        tissue=_warp(subject.tissue, coords, 0),
-        brain_mask=_warp(subject.brain_mask, coords, 0),
-        labels={k: _warp(v, coords, 0) for k, v in subject.labels.items()},
-        images={k: _warp(v, coords, 1) for k, v in subject.images.items()},
-    )
+    shape = subject.shape
+    coords = source_coordinates(shape, params)
+    changes = {
+        f.name: _warp_value(getattr(subject, f.name), coords, shape)
+        for f in dataclasses.fields(subject)
+    }
+    return dataclasses.replace(subject, **changes)

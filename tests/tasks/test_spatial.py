@@ -61,3 +61,17 @@ def test_random_transform_keeps_labels_consistent(subject, space, rng):
     _, y = task.apply(moved, task.sample(rng))
     assert np.array_equal(y[0], moved.brain_mask.astype(np.float32))
     assert not np.array_equal(moved.brain_mask, subject.brain_mask)
+
+
+def test_upsample_coarse_equals_cubic_zoom(rng):
+    from scipy import ndimage
+
+    from neuralizer.tasks.fields import upsample_coarse
+
+    for grid, shape in (((5, 5), (64, 64)), ((4, 3), (50, 37))):
+        coarse = rng.normal(size=grid)
+        zoom = [n / g for n, g in zip(shape, grid, strict=True)]
+        ref = ndimage.zoom(coarse, zoom, order=3, mode="nearest", grid_mode=True)
+        np.testing.assert_allclose(
+            upsample_coarse(coarse, shape), ref[: shape[0], : shape[1]], atol=1e-10
+        )

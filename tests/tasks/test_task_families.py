@@ -195,3 +195,24 @@ def test_inpainting_definition(space, subject, rng):
         assert np.array_equal(x[0][~mask], y[0][~mask])  # and the image outside it
         assert np.array_equal(y[0], render_clean(subject, p.profile, p.seed))  # output = clean
         assert not x[2].any()
+
+
+def test_kspace_conventions():
+    image = np.full((6, 8), 2.0)
+    k = kspace(image)
+    assert k[0, 0] == pytest.approx(2.0 * np.sqrt(48)) and np.abs(k).sum() == pytest.approx(
+        abs(k[0, 0])
+    )  # a constant image has only the DC term
+    np.testing.assert_allclose(image_from_kspace(k).real, image)
+    mask = line_mask((4, 6), 0, [1])
+    assert mask[1].all() and mask.sum() == 6  # axis 0: a line is a row
+    mask = line_mask((4, 6), 1, [0, 5])
+    assert mask[:, [0, 5]].all() and mask.sum() == 8  # axis 1: a line is a column
+    assert list(centre_lines(8, 3)) == [0, 1, 7]  # frequencies 0, +1, -1
+
+
+def test_motion_segments_layout():
+    # unshifted line i sits at fftshift position (i + n/2) % n; segments split that order
+    assert list(segment_of_lines(8, 2, "sequential")) == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert list(segment_of_lines(8, 2, "interleaved")) == [0, 1, 0, 1, 0, 1, 0, 1]
+    assert sorted(np.bincount(segment_of_lines(64, 3, "sequential"))) == [21, 21, 22]

@@ -12,10 +12,10 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
 from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, render_clean
+from neuralizer.tasks.fields import upsample_coarse
 
 MODES = ("noise", "bias", "both")
 NOISE_TYPES = ("gaussian", "rician")
@@ -35,10 +35,7 @@ class DenoisingParams:
 
 def bias_field(coarse, shape: tuple[int, int]) -> np.ndarray:
     """Smooth positive H×W field: ``exp`` of the cubic upsampling of a coarse log-field."""
-    coarse = np.asarray(coarse, np.float64)
-    zoom = [n / c for n, c in zip(shape, coarse.shape, strict=True)]
-    log_field = ndimage.zoom(coarse, zoom, order=3, mode="nearest", grid_mode=True)
-    return np.exp(log_field[: shape[0], : shape[1]])
+    return np.exp(upsample_coarse(coarse, shape))
 
 
 def corrupt(clean: np.ndarray, params: DenoisingParams) -> np.ndarray:

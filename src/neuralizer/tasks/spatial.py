@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from neuralizer.data.subject import SliceSubject
+from neuralizer.tasks.fields import upsample_coarse
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,25 @@ def source_coordinates(shape: tuple[int, int], params: SpatialParams) -> np.ndar
     if params.elastic:
         coarse = np.asarray(params.elastic)
         for i in range(2):
-            zoom = [n / c for n, c in zip(shape, coarse[i].shape, strict=True)]
-            field = ndimage.zoom(coarse[i], zoom, order=3, mode="nearest", grid_mode=True)
-            coords[i] += field[: shape[0], : shape[1]]
+            coords[i] += upsample_coarse(coarse[i], shape)
     return coords
 
 
 def _warp(array: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """Resample one H×W array: nearest for integer/bool arrays (labels), bilinear for floats."""
+    """Resample one H×W array: nearest for integer/bool arrays (labels), bilinear for floats.
+
+    Zero outside the field of view. Nearest neighbour is plain indexing (``floor(x + 0.5)``),
+    much faster than ``map_coordinates`` and exact for label values.
+    """
     array = np.asarray(array)
-    order = 1 if np.issubdtype(array.dtype, np.floating) else 0
-    work = array.astype(np.float64 if order else np.int32)
-    return ndimage.map_coordinates(work, coords, order=order, cval=0).astype(array.dtype)
+    if np.issubdtype(array.dtype, np.floating):
+        out = ndimage.map_coordinates(array.astype(np.float64), coords, order=1, cval=0)
+        return out.astype(array.dtype)
+    idx = np.floor(coords + 0.5).astype(np.intp)
+    h, w = array.shape
+    inside = (idx[0] >= 0) & (idx[0] < h) & (idx[1] >= 0) & (idx[1] < w)
+    out = array[np.clip(idx[0], 0, h - 1), np.clip(idx[1], 0, w - 1)]
+    return np.where(inside, out, np.zeros((), array.dtype))
 
 
 def _warp_value(value, coords: np.ndarray, shape: tuple[int, int]):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
 
 from neuralizer.data.subject import ContrastProfile
+from neuralizer.tasks.augmentations import AUGMENTATION_NAMES
 from neuralizer.tasks.episode import Batch
 from neuralizer.tasks.sampler import (
     DEFAULT_TASK_WEIGHTS,
@@ -152,5 +154,16 @@ def test_config_errors(source):
         SamplerConfig(task_weights={"segmentaton": 1.0})
     with pytest.raises(ValueError, match="no task left"):
         EpisodeSampler(source, SamplerConfig(holdout=HoldOut(tasks=tuple(DEFAULT_TASK_WEIGHTS))))
+    with pytest.raises(ValueError, match="augmentations"):
+        SamplerConfig(augmentation_probabilities={"sobel": 1.0})
     with pytest.raises(ValueError, match="context"):
         SamplerConfig(min_context=0)
+
+
+def test_records_are_json_able(source):
+    config = dataclasses.replace(
+        SMALL, augmentation_probabilities=dict.fromkeys(AUGMENTATION_NAMES, 1.0)
+    )
+    for record in EpisodeSampler(source, config).batch(0).records:
+        text = json.dumps(dataclasses.asdict(record))
+        assert json.loads(text)["task"] == record.task

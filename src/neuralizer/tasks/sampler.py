@@ -96,6 +96,11 @@ class SamplerConfig:
         unknown |= set(self.holdout.tasks) - set(TASK_NAMES)
         if unknown:
             raise ValueError(f"unknown task names {sorted(unknown)}; choose from {TASK_NAMES}")
+        unknown_aug = set(self.augmentation_probabilities) - set(AUGMENTATION_NAMES)
+        if unknown_aug:
+            raise ValueError(
+                f"unknown task augmentations {sorted(unknown_aug)}; use {AUGMENTATION_NAMES}"
+            )
         bad = set(self.holdout.modalities) - set(PROFILE_NAMES)
         if bad:
             raise ValueError(f"unknown modalities {sorted(bad)}; choose from {PROFILE_NAMES}")

@@ -10,18 +10,31 @@ from neuralizer.data.render import (
     sample_profile,
     sample_render_params,
 )
+from neuralizer.data.sources import HELDOUT_PROTOCOLS, TRAIN_PROTOCOLS, Anatomy, load_anatomy
+from neuralizer.data.space import Grid, common_grid
 from neuralizer.data.subject import ContrastProfile, SliceSource, SliceSubject
+from neuralizer.data.subjects import SPLITS, SynthConfig, SynthSliceSource, subject_seed
 
 __all__ = [
     "BRAIN_CLASSES",
+    "HELDOUT_PROTOCOLS",
     "PROFILE_NAMES",
+    "SPLITS",
     "TISSUE_CLASSES",
+    "TRAIN_PROTOCOLS",
+    "Anatomy",
     "ContrastProfile",
+    "Grid",
     "RenderParams",
     "SliceSource",
     "SliceSubject",
+    "SynthConfig",
+    "SynthSliceSource",
     "apply_render",
+    "common_grid",
+    "load_anatomy",
     "render",
     "sample_profile",
     "sample_render_params",
+    "subject_seed",
 ]

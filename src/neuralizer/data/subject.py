@@ -39,6 +39,8 @@ class SliceSubject:
     - ``subject_id``: stable identifier, e.g. "mni152/seed=123"; ``position``: relative slice
       position in [0, 1] along the slice axis; ``seed``: the subject's synthesis seed.
     - ``voxel_size_mm``: pixel spacing of the grid (renders scale their blurs by it).
+    - ``masks``: extra bool masks, e.g. "head_brain" (the brain mask of the real "head" image,
+      which is another person's brain than ``tissue``/``brain_mask``).
     """
 
     subject_id: str
@@ -50,6 +52,7 @@ class SliceSubject:
     position: float = 0.5
     seed: int = 0
     voxel_size_mm: float = 1.0
+    masks: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -1,0 +1,5 @@
+import sys
+
+from neuralizer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,211 @@
+"""``neuralizer data import``: users' own NIfTI scans into the common space (paper §4.1).
+
+For each ``NAME.nii[.gz]`` in a folder (with optional ``NAME_labels`` / ``NAME_mask`` beside it):
+reorient to RAS, register affinely to the matching template (the real head for heads with skull,
+the MNI152 T1 brain for skull-stripped brains), resample to the common grid (labels and masks by
+nearest neighbour), rescale intensities with percentiles, and write NIfTI files with the MNI affine,
+a QC picture and ``manifest.json``. The registration is initialised from the images' centres of
+mass, so world offsets of hundreds of millimetres do not matter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from neuralizer.data.cache import config_key, default_cache_dir, read_checked, write_entry
+from neuralizer.data.space import Grid, common_grid, percentile_rescale
+
+KINDS = ("auto", "head", "brain")
+_REGISTRATION_VOXEL_MM = 2.0
+# A skull-stripped brain occupies ~1.0-1.8 litres above background; a head well over 2.5.
+_HEAD_VOLUME_ML = 2200.0
+
+
+@dataclass(frozen=True)
+class ScanFiles:
+    """One subject of a folder: the image and, where present, its label map and mask."""
+
+    name: str
+    image: Path
+    labels: Path | None = None
+    mask: Path | None = None
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
+
+
+def find_scans(folder: Path) -> list[ScanFiles]:
+    """Every ``NAME.nii[.gz]`` of ``folder`` with its ``NAME_labels``/``NAME_mask`` companions."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of NIfTI images")
+    files = {_stem(p): p for p in sorted(folder.iterdir()) if p.name.endswith((".nii", ".nii.gz"))}
+    scans = [
+        ScanFiles(name, path, files.get(f"{name}_labels"), files.get(f"{name}_mask"))
+        for name, path in files.items()
+        if not name.endswith(("_labels", "_mask"))
+    ]
+    if not scans:
+        raise FileNotFoundError(f"no NAME.nii or NAME.nii.gz images in {folder}")
+    return scans
+
+
+def load_ras(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(array, affine) reoriented to the closest RAS orientation."""
+    img = nib.as_closest_canonical(nib.load(str(path)))
+    data = np.asanyarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ValueError(f"{path}: expected a 3D image, got shape {data.shape}")
+    return data, img.affine
+
+
+def guess_kind(data: np.ndarray, affine: np.ndarray) -> str:
+    """ "head" or "brain", from the volume of the foreground (voxels above 10% of the 99th pct)."""
+    positive = data[data > 0]
+    if positive.size == 0:
+        raise ValueError("the image is empty (no positive voxels)")
+    foreground = data > 0.1 * np.percentile(positive, 99)
+    volume_ml = foreground.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000.0
+    return "head" if volume_ml > _HEAD_VOLUME_ML else "brain"
+
+
+def templates(cache_dir: Path | None = None) -> tuple[Grid, dict[str, np.ndarray]]:
+    """Registration templates on the 2 mm common grid: "head" (the real head) and "brain"."""
+    from neuralizer.data.sources import load_real_head, load_templates, source_versions
+
+    grid = common_grid(_REGISTRATION_VOXEL_MM)
+    key = config_key({"what": "import-templates", "versions": source_versions(), "v": 1})
+    path = (cache_dir or default_cache_dir()) / f"templates-{key}"
+    entry = read_checked(path, key)
+    if entry is None:
+        brain = load_templates(grid)["t1_brain"]
+        head, _ = load_real_head(grid, brain)
+        write_entry(path, {"head": head, "brain": brain}, {"key": key})
+        entry = read_checked(path, key)
+    assert entry is not None
+    return grid, {k: np.asarray(v) for k, v in entry[0].items()}
+
+
+def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """Write atomically: a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    nib.save(nib.Nifti1Image(array, affine), str(tmp))
+    os.replace(tmp, path)
+
+
+def import_scan(
+    scan: ScanFiles,
+    out_dir: Path,
+    *,
+    kind: str = "auto",
+    voxel_size_mm: float = 1.0,
+    cache_dir: Path | None = None,
+) -> dict:
+    """Import one subject into ``out_dir``; returns its manifest entry.
+
+    The entry holds ``id``, ``image``, ``labels``/``mask`` where present (paths relative to
+    ``out_dir``), ``kind``, ``qc`` and ``transform_ras``: the 4×4 map from common-space world
+    coordinates (mm, RAS) to the source scan's world coordinates.
+    """
+    from neuralizer.data.register import register_affine, resample_with_transform
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
+    data, affine = load_ras(scan.image)
+    kind = guess_kind(data, affine) if kind == "auto" else kind
+    reg_grid, template = templates(cache_dir)
+    transform = register_affine(template[kind], reg_grid.affine, data.astype(np.float32), affine)
+    grid = common_grid(voxel_size_mm)
+    image = resample_with_transform(data, affine, transform, grid, order=1)
+    image = percentile_rescale(image, image > 0, (0.5, 99.5))
+    entry: dict = {"id": scan.name, "kind": kind, "image": f"images/{scan.name}.nii.gz"}
+    _save_nifti(image, grid.affine, out_dir / entry["image"])
+    for field, dtype in (("labels", np.int32), ("mask", np.uint8)):
+        path = getattr(scan, field)
+        if path is None:
+            continue
+        values, values_affine = load_ras(path)
+        if not np.allclose(values_affine, affine, atol=1e-3) or values.shape != data.shape:
+            raise ValueError(
+                f"{path} is not on the grid of {scan.image}: same shape and affine needed"
+            )
+        values = np.rint(values).astype(np.int32)
+        moved = resample_with_transform(values, affine, transform, grid, order=0).astype(dtype)
+        entry[field] = f"{field}/{scan.name}_{field}.nii.gz"
+        _save_nifti(moved, grid.affine, out_dir / entry[field])
+    entry["transform_ras"] = transform_matrix_ras(transform).tolist()
+    entry["qc"] = f"qc/{scan.name}.png"
+    save_qc(
+        image, template[kind], reg_grid, grid, out_dir / entry["qc"], title=f"{scan.name} ({kind})"
+    )
+    return entry
+
+
+def transform_matrix_ras(transform) -> np.ndarray:
+    """4×4 RAS matrix of an affine SimpleITK transform (which works in LPS)."""
+    matrix = np.asarray(transform.GetMatrix()).reshape(3, 3)
+    center = np.asarray(transform.GetCenter())
+    translation = np.asarray(transform.GetTranslation())
+    lps = np.eye(4)
+    lps[:3, :3] = matrix
+    lps[:3, 3] = translation + center - matrix @ center
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    return flip @ lps @ flip
+
+
+def save_qc(
+    image: np.ndarray, template: np.ndarray, template_grid: Grid, grid: Grid, path: Path, title: str
+) -> None:
+    """Three orthogonal mid slices of the imported image with the template's outline in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import ndimage
+
+    outline = ndimage.zoom(template, np.divide(grid.shape, template_grid.shape), order=1) > 0.15
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    for axis, ax in enumerate(axes):
+        k = image.shape[axis] // 2 if axis != 1 else int(image.shape[1] * 0.45)
+        ax.imshow(np.take(image, k, axis=axis).T, origin="lower", cmap="gray", vmin=0, vmax=1)
+        ax.contour(np.take(outline, k, axis=axis).T, [0.5], colors="r", linewidths=0.6)
+        ax.set_axis_off()
+    fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def import_folder(
+    src: Path,
+    out_dir: Path,
+    *,
+    kind: str = "auto",
+    voxel_size_mm: float = 1.0,
+    cache_dir: Path | None = None,
+) -> dict:
+    """Import every scan of ``src`` into ``out_dir`` and write ``manifest.json``; returns it."""
+    scans = find_scans(Path(src))
+    common_grid(voxel_size_mm)  # fail on a bad voxel size before any heavy work
+    out_dir = Path(out_dir)
+    entries = [
+        import_scan(s, out_dir, kind=kind, voxel_size_mm=voxel_size_mm, cache_dir=cache_dir)
+        for s in scans
+    ]
+    manifest = {"space": "MNI152 RAS", "voxel_size_mm": voxel_size_mm, "subjects": entries}
+    tmp = out_dir / f".tmp-{os.getpid()}-manifest.json"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out_dir / "manifest.json")
+    return manifest

@@ -1,0 +1,88 @@
+"""The common space: MNI152, RAS, the paper's 192×224×192 mm crop, at a chosen voxel size.
+
+Every source, synthetic subject and imported scan lives on a :class:`Grid` made by
+:func:`common_grid`. Arrays are indexed ``[x, y, z]`` (D×H×W in the code's shape letters, with x
+running left to right, y posterior to anterior and z inferior to superior) and the affine maps
+voxel indices to MNI world millimetres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+#: The paper's crop (§4.1), in millimetres, and the world coordinate of its first voxel corner.
+CROP_MM = (192, 224, 192)
+# The box x ∈ [-96, 96), y ∈ [-128, 96), z ∈ [-84, 108) holds the whole MNI head, brain centred.
+CROP_ORIGIN_MM = (-96.0, -128.0, -84.0)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A voxel grid: ``shape`` (X, Y, Z) and a 4×4 voxel-to-world ``affine`` (RAS, mm)."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+    @property
+    def voxel_size_mm(self) -> float:
+        return float(abs(self.affine[0, 0]))
+
+
+def common_grid(voxel_size_mm: float = 1.0) -> Grid:
+    """The paper's 192×224×192 mm MNI crop at ``voxel_size_mm`` (1 → 192×224×192, 2 → 96×112×96)."""
+    if voxel_size_mm <= 0 or any(round(c / voxel_size_mm) * voxel_size_mm != c for c in CROP_MM):
+        raise ValueError(
+            f"voxel_size_mm={voxel_size_mm} must divide the crop {CROP_MM} mm (e.g. 1, 2, 4)"
+        )
+    shape = tuple(int(round(c / voxel_size_mm)) for c in CROP_MM)
+    affine = np.diag([voxel_size_mm] * 3 + [1.0])
+    # Voxel centres sit half a voxel inside the box corner.
+    affine[:3, 3] = np.asarray(CROP_ORIGIN_MM) + voxel_size_mm / 2
+    return Grid(shape=shape, affine=affine)  # type: ignore[arg-type]
+
+
+def resample_to_grid(
+    data: np.ndarray, affine: np.ndarray, grid: Grid, *, order: int, fill: float = 0.0
+) -> np.ndarray:
+    """Resample a 3D array (with its voxel-to-world ``affine``) onto ``grid``.
+
+    ``order=0`` (nearest neighbour) for labels and masks, ``order=1`` (trilinear) for images.
+    Returns an array of ``grid.shape`` with the input's dtype for labels, float32 for images.
+    """
+    vox_to_vox = np.linalg.inv(affine) @ grid.affine
+    out = ndimage.affine_transform(
+        data if order == 0 else data.astype(np.float32),
+        vox_to_vox[:3, :3],
+        offset=vox_to_vox[:3, 3],
+        output_shape=grid.shape,
+        order=order,
+        mode="constant",
+        cval=fill,
+    )
+    return out if order == 0 else out.astype(np.float32)
+
+
+def load_nifti(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI file: (array, 4×4 affine). Singleton 4th dimensions are dropped."""
+    img = nib.load(path)
+    data = np.asanyarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    return data, img.affine
+
+
+def percentile_rescale(
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    percentiles: tuple[float, float] = (0.5, 99.5),
+) -> np.ndarray:
+    """Map the given percentiles (of the voxels in ``mask``, default: non-zero) to [0, 1], clip."""
+    values = image[mask] if mask is not None else image[image > 0]
+    if values.size == 0:
+        return np.zeros_like(image, dtype=np.float32)
+    lo, hi = np.percentile(values, percentiles)
+    return np.clip((image - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)

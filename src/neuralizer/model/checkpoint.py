@@ -1,0 +1,115 @@
+"""Our checkpoint format: one ``.safetensors`` file; its metadata holds JSON describing the model.
+
+Metadata keys: ``format`` (``FORMAT``), ``model_config``, ``train_config`` (or null) and
+``provenance`` (data sources, code version, metrics), each a JSON string. Nothing is pickled, so
+loading a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from neuralizer.model.network import ModelConfig, Neuralizer
+
+FORMAT = "neuralizer-checkpoint/1"
+DEFAULT_WEIGHTS = (
+    Path(__file__).resolve().parent.parent / "weights" / "neuralizer-default.safetensors"
+)
+
+
+def write_atomically(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: Neuralizer,
+    *,
+    train_config: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> None:
+    """Save ``model`` with its config (and optional training config and provenance), atomically."""
+    from neuralizer import __version__
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "model_config": json.dumps(model.config.to_dict()),
+        "train_config": json.dumps(train_config),
+        "provenance": json.dumps({"code_version": __version__, **(provenance or {})}),
+    }
+    write_atomically(path, safetensors_bytes(tensors, metadata=metadata))
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and decoded metadata of a checkpoint; ValueError if it is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(path, framework="pt") as file:
+            raw = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a safetensors checkpoint ({error}). Neuralizer loads only safetensors "
+            "files: pickle-based files (torch.save, .ckpt, .pt) are refused because reading them "
+            "can run code. Convert the authors' .ckpt with `neuralizer convert-released`."
+        ) from None
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"{path} is a safetensors file but not a {FORMAT} checkpoint")
+    try:
+        metadata = {
+            key: json.loads(raw[key]) for key in ("model_config", "train_config", "provenance")
+        }
+    except (KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} has missing or malformed metadata: {error}") from None
+    return tensors, metadata
+
+
+def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> Neuralizer:
+    """Load a checkpoint; return a ready model in eval mode (``path=None``: the shipped one)."""
+    if path is None:
+        if not DEFAULT_WEIGHTS.is_file():
+            raise FileNotFoundError(
+                "this installation ships no trained model yet; pass the path of a checkpoint"
+            )
+        path = DEFAULT_WEIGHTS
+    tensors, metadata = read_checkpoint(path)
+    if not isinstance(metadata["model_config"], dict):
+        raise ValueError(f"{path}: model_config must be a JSON object")
+    model = Neuralizer(ModelConfig.from_dict(metadata["model_config"]))
+    expected = model.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in tensors]
+    problems += [f"unexpected {k}" for k in tensors if k not in expected]
+    problems += [
+        f"{k}: shape {tuple(tensors[k].shape)} in file, {tuple(v.shape)} expected"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    if problems:
+        raise ValueError(f"{path} does not match its model_config: " + "; ".join(problems[:5]))
+    model.load_state_dict(tensors, strict=True)
+    model.provenance = metadata["provenance"]
+    model.train_config = metadata["train_config"]
+    return model.to(device).eval()

@@ -1,0 +1,99 @@
+"""The authors' released checkpoint layout (keys ``net.…``) and its conversion to ours."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from neuralizer.model.network import ModelConfig
+
+# (released pattern, our replacement), applied in order; "*.module.*" marks context-stream modules.
+_KEY_RULES: tuple[tuple[str, str], ...] = (
+    (r"^target_embedding\.", "target_embed."),
+    (r"^context_embedding\.module\.", "context_embed."),
+    (r"^(enc|dec)_blocks\.(\d+)\.context_conv\.module\.layers\.0\.", r"\1.\2.context_res.conv1."),
+    (r"^(enc|dec)_blocks\.(\d+)\.context_conv\.module\.layers\.2\.", r"\1.\2.context_res.conv2."),
+    (r"^(enc|dec)_blocks\.(\d+)\.target_conv\.layers\.0\.", r"\1.\2.target_res.conv1."),
+    (r"^(enc|dec)_blocks\.(\d+)\.target_conv\.layers\.2\.", r"\1.\2.target_res.conv2."),
+    (r"^(enc|dec)_blocks\.(\d+)\.combine_conv_target\.module\.", r"\1.\2.target_combine."),
+    (r"^(enc|dec)_blocks\.(\d+)\.combine_conv_context\.module\.", r"\1.\2.context_combine."),
+    (r"^upsample_blocks\.(\d+)\.context_conv_layer\.module\.", r"up.\1.context_fuse."),
+    (r"^upsample_blocks\.(\d+)\.target_conv_layer\.", r"up.\1.target_fuse."),
+    (r"^output_block\.block\.0\.layers\.0\.", "out_res.conv1."),
+    (r"^output_block\.block\.0\.layers\.2\.", "out_res.conv2."),
+    (r"^output_block\.block\.1\.", "out_conv."),
+    (r"^enc\.", "encoder."),
+    (r"^dec\.", "decoder."),
+)
+
+
+def _strip_prefix(key: str) -> str:
+    for prefix in ("state_dict/", "net."):
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+    return key
+
+
+def convert_released_keys(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename the authors' keys to ours. Unknown keys raise ValueError (nothing is dropped)."""
+    converted = {}
+    for key, value in state_dict.items():
+        new = _strip_prefix(key)
+        for pattern, replacement in _KEY_RULES:
+            new = re.sub(pattern, replacement, new)
+        if new == _strip_prefix(key):
+            raise ValueError(f"unexpected key {key!r} in the released state dict")
+        converted[new] = torch.as_tensor(value)
+    return converted
+
+
+def config_from_released(state_dict: dict[str, Tensor]) -> ModelConfig:
+    """Infer channels, stages and channel counts from the key shapes of a released state dict."""
+    shapes = {_strip_prefix(k): tuple(v.shape) for k, v in state_dict.items()}
+    try:
+        channels, in_channels = shapes["target_embedding.weight"][:2]
+        pair_channels = shapes["context_embedding.module.weight"][1]
+        out_channels = shapes["output_block.block.1.weight"][0]
+    except KeyError as missing:
+        raise ValueError(
+            f"not a released Neuralizer state dict: key {missing} is missing"
+        ) from None
+    stages = 1 + max(int(k.split(".")[1]) for k in shapes if k.startswith("enc_blocks."))
+    if pair_channels != in_channels + out_channels:
+        raise ValueError(
+            f"context embedding takes {pair_channels} channels, expected "
+            f"{in_channels} + {out_channels}: not a Neuralizer layout"
+        )
+    return ModelConfig(channels, stages, in_channels, out_channels)
+
+
+def load_released_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> dict[str, Tensor]:
+    """Read the state dict from an authors' PyTorch-Lightning ``.ckpt``.
+
+    This is the project's only ``torch.load``: with ``weights_only=True``, which cannot run code.
+    If that refuses the file, it is only read with ``trust_pickle=True``, which can run arbitrary
+    code embedded in the file: use it only for files from a source you trust.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError or RuntimeError for unsafe content
+        if not trust_pickle:
+            raise PermissionError(
+                f"{path} cannot be read safely: torch.load(weights_only=True) refused it "
+                f"({error}). "
+                "The file holds Python objects beyond tensors, and unpickling them can run "
+                "arbitrary code. If you trust where it came from, rerun with --trust-pickle."
+            ) from None
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    state_dict = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(v, Tensor) for v in state_dict.values()
+    ):
+        raise ValueError(f"{path} holds no state dict of tensors")
+    return {k: v for k, v in state_dict.items() if k.startswith("net.")} or state_dict

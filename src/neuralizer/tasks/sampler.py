@@ -87,7 +87,11 @@ class SamplerConfig:
     evaluate_holdout: bool = False
     position_range: tuple[float, float] = (0.1, 0.9)
     seed: int = 0
-    max_retries: int = 10  # redraws of a segmentation-like target whose mask is empty
+    # A segmentation-like target whose mask covers less than min_mask_fraction of the slice is
+    # redrawn (label, subject, position) up to max_retries times: atlases have 50–200 labels and
+    # most are absent or tiny at any one slice.
+    min_mask_fraction: float = 0.002
+    max_retries: int = 20
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_context <= self.max_context:
@@ -204,7 +208,8 @@ class EpisodeSampler:
             )
             if not task.segmentation_like:
                 break
-            if make_pair(task, self.source, position, target).output.max() > 0:
+            mask = make_pair(task, self.source, position, target).output
+            if mask.mean() >= cfg.min_mask_fraction and mask.max() > 0:
                 break
         others = np.setdiff1d(np.arange(n), [target.subject_index])
         indices = rng.choice(others, size=n_context, replace=n_context > len(others))

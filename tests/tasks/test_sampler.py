@@ -49,6 +49,13 @@ def test_batch_shapes(source):
     assert len(batch.tasks) == len(batch.records) == b
 
 
+def test_space_finds_real_images(source):
+    space = EpisodeSampler(source, SMALL).space
+    assert space.real_t1 == ("t1_brain",)
+    assert space.real_heads == (("head", "head_brain"),)
+    assert space.image_shape == (64, 64)
+
+
 def test_same_seed_same_batches(source):
     a, b = EpisodeSampler(source, SMALL), EpisodeSampler(source, SMALL)
     assert _equal(a.batch(5), b.batch(5))

@@ -27,6 +27,8 @@ def test_flip_mirrors_columns(subject):
     assert np.array_equal(flipped.tissue, subject.tissue[:, ::-1])
     assert np.array_equal(flipped.labels["phantom"], subject.labels["phantom"][:, ::-1])
     assert np.array_equal(flipped.brain_mask, subject.brain_mask[:, ::-1])
+    assert np.array_equal(flipped.masks["head_brain"], subject.masks["head_brain"][:, ::-1])
+    assert np.array_equal(flipped.images["head"], subject.images["head"][:, ::-1])
 
 
 def test_translation_moves_everything_together(subject):

@@ -216,3 +216,24 @@ def test_motion_segments_layout():
     assert list(segment_of_lines(8, 2, "sequential")) == [1, 1, 1, 1, 0, 0, 0, 0]
     assert list(segment_of_lines(8, 2, "interleaved")) == [0, 1, 0, 1, 0, 1, 0, 1]
     assert sorted(np.bincount(segment_of_lines(64, 3, "sequential"))) == [21, 21, 22]
+
+
+def test_real_images_used_directly(space, subject, rng):
+    space = dataclasses.replace(space, real_t1=("t1_brain",), real_heads=(("head", "head_brain"),))
+    draws = [space.input_source(np.random.default_rng(s)) for s in range(200)]
+    assert all(real in ("", "t1_brain") for _, real in draws)
+    assert all(profile.name == "t1" for profile, real in draws if real)
+    assert 0 < sum(bool(real) for _, real in draws) < 100
+
+    seg = BinarySegmentation(space)
+    p = dataclasses.replace(seg.sample(rng), real_image="t1_brain")
+    x, _ = seg.apply(subject, p)
+    assert np.array_equal(x[0], subject.images["t1_brain"])
+    strip = SkullStripping(space)
+    p = dataclasses.replace(strip.sample(rng), real_image="head", real_mask="head_brain")
+    x, y = strip.apply(subject, p)
+    assert np.array_equal(x[0], subject.images["head"])
+    assert np.array_equal(y[0], subject.masks["head_brain"].astype(np.float32))
+    motion = MotionCorrection(space)
+    _, y = motion.apply(subject, dataclasses.replace(motion.sample(rng), real_image="t1_brain"))
+    assert np.array_equal(y[0], subject.images["t1_brain"])  # the clean target is the real image

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
-from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, render_clean
+from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, source_image
 from neuralizer.tasks.fields import upsample_coarse
 
 MODES = ("noise", "bias", "both")
@@ -31,6 +31,7 @@ class DenoisingParams:
     bias_strength: float
     bias_coarse: tuple[tuple[float, ...], ...]  # BIAS_GRID×BIAS_GRID log-bias values
     seed: int
+    real_image: str = ""  # a real image of the subject instead of a render (see TaskSpace)
 
 
 def bias_field(coarse, shape: tuple[int, int]) -> np.ndarray:
@@ -69,9 +70,11 @@ class Denoising:
         )
 
     def sample(self, rng: np.random.Generator) -> DenoisingParams:
+        profile, real_image = self.space.input_source(rng)
         mode = str(rng.choice(MODES))
         params = DenoisingParams(
-            profile=self.space.input_profile(rng),
+            profile=profile,
+            real_image=real_image,
             mode=mode,
             noise_type=str(rng.choice(NOISE_TYPES)),
             noise_std=float(rng.uniform(0.02, 0.12)) if mode != "bias" else 0.0,
@@ -86,5 +89,5 @@ class Denoising:
 
     def apply(self, subject: SliceSubject, params: DenoisingParams):
         """Returns (3×H×W noisy/biased image, 1×H×W clean image)."""
-        clean = render_clean(subject, params.profile, params.seed)
+        clean = source_image(subject, params.profile, params.seed, params.real_image, clean=True)
         return encode_input(corrupt(clean, params)), encode_output(clean)

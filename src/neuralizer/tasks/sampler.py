@@ -157,13 +157,17 @@ def task_space_and_weights(
         weights.pop("segmentation", None)
     if not weights:
         raise ValueError(f"no task left to sample after the hold-out {h}")
-    shape = source.get(0, 0.5).shape
+    probe = source.get(0, 0.5)
     space = TaskSpace(
         profiles=profiles,
         focus_profiles=focus,
         protocols=protocols,
         label_names=names,
-        image_shape=shape,
+        image_shape=probe.shape,
+        real_t1=tuple(sorted(n for n in probe.images if n.startswith("t1"))),
+        real_heads=tuple(
+            sorted((n, f"{n}_brain") for n in probe.images if f"{n}_brain" in probe.masks)
+        ),
     )
     return space, weights
 

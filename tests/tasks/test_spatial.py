@@ -77,3 +77,20 @@ def test_upsample_coarse_equals_cubic_zoom(rng):
         np.testing.assert_allclose(
             upsample_coarse(coarse, shape), ref[: shape[0], : shape[1]], atol=1e-10
         )
+
+
+def test_warper_matches_scipy_inside_the_image(rng):
+    from scipy import ndimage
+
+    from neuralizer.tasks.spatial import Warper
+
+    image = rng.uniform(size=(20, 30))
+    labels = rng.integers(0, 5, size=(20, 30)).astype(np.int16)
+    coords = np.stack([rng.uniform(0, 19, (20, 30)), rng.uniform(0, 29, (20, 30))])
+    warper = Warper(coords, (20, 30))
+    np.testing.assert_allclose(warper(image), ndimage.map_coordinates(image, coords, order=1))
+    near = warper(labels)
+    assert near.dtype == np.int16
+    assert np.array_equal(near, ndimage.map_coordinates(labels, coords, order=0))
+    outside = Warper(coords + 100, (20, 30))
+    assert not outside(image).any() and not outside(labels).any()

@@ -174,3 +174,11 @@ def test_records_are_json_able(source):
     for record in EpisodeSampler(source, config).batch(0).records:
         text = json.dumps(dataclasses.asdict(record))
         assert json.loads(text)["task"] == record.task
+
+
+def test_config_json_round_trip():
+    config = SamplerConfig(
+        max_context=4, holdout=HoldOut(modalities=("flair",)), position_range=(0.2, 0.8)
+    ).evaluation(holdout=True)
+    again = SamplerConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config

@@ -109,6 +109,20 @@ class SamplerConfig:
         if bad:
             raise ValueError(f"unknown modalities {sorted(bad)}; choose from {PROFILE_NAMES}")
 
+    def to_dict(self) -> dict:
+        """JSON-able dict (saved with a checkpoint); inverse of :meth:`from_dict`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> SamplerConfig:
+        """Rebuild a config from :meth:`to_dict` output (also after a JSON round trip)."""
+        d = dict(data)
+        d["spatial"] = SpatialConfig(**d.get("spatial", {}))
+        d["holdout"] = HoldOut(**{k: tuple(v) for k, v in d.get("holdout", {}).items()})
+        if "position_range" in d:
+            d["position_range"] = tuple(d["position_range"])
+        return cls(**d)
+
     def evaluation(self, *, holdout: bool = False, seed: int | None = None) -> SamplerConfig:
         """The matching evaluation config: no augmentation; only held-out items if ``holdout``."""
         return dataclasses.replace(

@@ -73,13 +73,16 @@ class TaskSpace:
     def input_profile(self, rng: np.random.Generator) -> ContrastProfile:
         return sample_profile(self.input_profile_name(rng), rng)
 
+    def real_image_for(self, profile_name: str, rng: np.random.Generator) -> str:
+        """A real T1 image name for a "t1" input with probability ``P_REAL``, else ""."""
+        if profile_name == "t1" and self.real_t1 and rng.uniform() < P_REAL:
+            return str(rng.choice(self.real_t1))
+        return ""
+
     def input_source(self, rng: np.random.Generator) -> tuple[ContrastProfile, str]:
         """(profile, real image name or "") of an input image: see ``real_t1``."""
         profile = self.input_profile(rng)
-        real = ""
-        if profile.name == "t1" and self.real_t1 and rng.uniform() < P_REAL:
-            real = str(rng.choice(self.real_t1))
-        return profile, real
+        return profile, self.real_image_for(profile.name, rng)
 
     def head_source(self, rng: np.random.Generator) -> tuple[ContrastProfile, str, str]:
         """(profile, real head image name or "", its brain mask name or "") for skull stripping."""

@@ -13,7 +13,6 @@ import numpy as np
 from neuralizer.data.render import sample_profile
 from neuralizer.data.subject import ContrastProfile, SliceSubject
 from neuralizer.tasks.base import (
-    P_REAL,
     TaskSpace,
     encode_input,
     encode_output,
@@ -52,9 +51,7 @@ class ModalityTransfer:
                 pair.reverse()
         else:
             pair = [str(n) for n in rng.choice(names, size=2, replace=False)]
-        real_image = ""
-        if pair[0] == "t1" and self.space.real_t1 and rng.uniform() < P_REAL:
-            real_image = str(rng.choice(self.space.real_t1))
+        real_image = self.space.real_image_for(pair[0], rng)
         return ModalityTransferParams(
             profile_in=sample_profile(pair[0], rng),
             profile_out=sample_profile(pair[1], rng),

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="demo-output", help="output folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    from neuralizer.data.cli import add_data_commands
+
+    add_data_commands(commands)
     return parser
 
 

@@ -35,7 +35,7 @@ from neuralizer.data.synth import (
     warp,
 )
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _SEED_BASE = {"train": 0, "val": 100_000_000, "test": 200_000_000}
 _ANATOMY_POOL = {"train": 0, "val": 0, "test": 1}

@@ -1,0 +1,61 @@
+"""``neuralizer data tasks``: the task gallery. Wire with ``add_task_commands(data_subparsers)``.
+
+Runs standalone as ``python -m neuralizer.tasks.cli tasks -o FILE.png`` until the main CLI wires it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def gallery_source(name: str, n_subjects: int = 6):
+    """The slice source the gallery draws from: "synth" (the data engine) or "phantom"."""
+    if name == "phantom":
+        from neuralizer.tasks.phantom import PhantomSource
+
+        return PhantomSource(n_subjects=n_subjects, size=96)
+    if name == "synth":
+        from neuralizer.data.subjects import SynthSliceSource
+
+        return SynthSliceSource("train", n_subjects)
+    raise ValueError(f"unknown source {name!r}; choose 'synth' or 'phantom'")
+
+
+def run_tasks_gallery(args: argparse.Namespace) -> int:
+    from neuralizer.tasks.gallery import save_gallery
+
+    path = save_gallery(args.output, gallery_source(args.source), seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_task_commands(subparsers) -> None:
+    """Register ``tasks`` on the sub-parsers of the ``neuralizer data`` command group."""
+    tasks = subparsers.add_parser(
+        "tasks", help="draw every task and task augmentation into one PNG"
+    )
+    tasks.add_argument("-o", "--output", required=True, help="output PNG file")
+    tasks.add_argument("--seed", type=int, default=0)
+    tasks.add_argument(
+        "--source",
+        choices=("synth", "phantom"),
+        default="synth",
+        help="virtual subjects from the data engine (default) or the geometric test phantom",
+    )
+    tasks.set_defaults(func=run_tasks_gallery)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="neuralizer data")
+    add_task_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"neuralizer data {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

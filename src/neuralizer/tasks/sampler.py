@@ -1,0 +1,245 @@
+"""The episode sampler: task weights, L ~ U{min..max} per batch, B episodes per batch, hold-outs.
+
+Every batch is a pure function of ``(config.seed, batch index)``: the same seed gives the same
+batches whatever the number of DataLoader workers, and each episode carries its record for replay.
+
+Context pairs come from other subjects than the target (distinct while the split has enough
+subjects, then drawn with replacement), at the same relative slice position, with the task's
+episode-level choices kept (``Task.sample_pair``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch.utils.data
+
+from neuralizer.data.render import PROFILE_NAMES
+from neuralizer.data.subject import SliceSource
+from neuralizer.tasks.augmentations import AUGMENTATION_NAMES, sample_task_augmentations
+from neuralizer.tasks.base import Task, TaskSpace
+from neuralizer.tasks.episode import (
+    Batch,
+    Episode,
+    EpisodeRecord,
+    PairRecord,
+    build_episode,
+    collate,
+    make_pair,
+)
+from neuralizer.tasks.registry import TASK_NAMES, make_task
+from neuralizer.tasks.spatial import SpatialConfig, sample_spatial
+
+#: Relative task sampling weights. The paper under-samples quickly learned tasks (its supplement I,
+#: not available here); ours: segmentation, the most varied task (every label of every protocol),
+#: is drawn most; skull stripping (one fixed mask) least.
+DEFAULT_TASK_WEIGHTS: dict[str, float] = {
+    "segmentation": 3.0,
+    "modality_transfer": 1.5,
+    "super_resolution": 1.0,
+    "skull_stripping": 0.5,
+    "motion": 1.0,
+    "reconstruction": 1.0,
+    "denoising": 1.0,
+    "inpainting": 1.0,
+}
+#: Probability that each (applicable) task augmentation is drawn for an episode.
+DEFAULT_AUGMENTATION_PROBABILITY = 0.15
+
+
+@dataclass(frozen=True)
+class HoldOut:
+    """What a Neuralizer-unseen model never trains on (paper §4.2, §4.7).
+
+    ``tasks``: task names; ``modalities``: contrast profile names; ``protocols``: segmentation
+    protocols.
+    """
+
+    tasks: tuple[str, ...] = ()
+    modalities: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks or self.modalities or self.protocols)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Episode sampler settings (saved with a training run).
+
+    ``evaluate_holdout``: instead of training episodes *without* the held-out items, draw
+    evaluation episodes made *only of* them (held-out tasks; episodes whose input, or one side of
+    a modality transfer, is a held-out modality; segmentation of held-out protocols).
+    """
+
+    batch_size: int = 8
+    min_context: int = 1
+    max_context: int = 32
+    task_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TASK_WEIGHTS))
+    augmentation_probabilities: Mapping[str, float] = field(
+        default_factory=lambda: dict.fromkeys(AUGMENTATION_NAMES, DEFAULT_AUGMENTATION_PROBABILITY)
+    )
+    spatial: SpatialConfig = SpatialConfig()
+    holdout: HoldOut = HoldOut()
+    evaluate_holdout: bool = False
+    position_range: tuple[float, float] = (0.1, 0.9)
+    seed: int = 0
+    max_retries: int = 10  # redraws of a segmentation-like target whose mask is empty
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_context <= self.max_context:
+            raise ValueError(f"need 1 <= min_context <= max_context, got {self}")
+        unknown = set(self.task_weights) - set(TASK_NAMES)
+        unknown |= set(self.holdout.tasks) - set(TASK_NAMES)
+        if unknown:
+            raise ValueError(f"unknown task names {sorted(unknown)}; choose from {TASK_NAMES}")
+        bad = set(self.holdout.modalities) - set(PROFILE_NAMES)
+        if bad:
+            raise ValueError(f"unknown modalities {sorted(bad)}; choose from {PROFILE_NAMES}")
+
+    def evaluation(self, *, holdout: bool = False, seed: int | None = None) -> SamplerConfig:
+        """The matching evaluation config: no augmentation; only held-out items if ``holdout``."""
+        return dataclasses.replace(
+            self,
+            augmentation_probabilities={},
+            spatial=dataclasses.replace(self.spatial, enabled=False),
+            evaluate_holdout=holdout,
+            seed=self.seed + 1 if seed is None else seed,
+        )
+
+
+def source_protocols(source: SliceSource) -> tuple[dict, dict]:
+    """(protocol -> label values, protocol -> names) as seen on subject 0 at mid position."""
+    probe = source.get(0, 0.5)
+    protocols, names = {}, {}
+    for protocol, labels in probe.labels.items():
+        known = probe.label_names.get(protocol) or {}
+        values = sorted(known) if known else sorted(int(v) for v in np.unique(labels) if v != 0)
+        protocols[protocol] = tuple(int(v) for v in values if v != 0)
+        names[protocol] = dict(known)
+    return protocols, names
+
+
+def task_space_and_weights(
+    config: SamplerConfig, source: SliceSource
+) -> tuple[TaskSpace, dict[str, float]]:
+    """Apply the hold-out (training: without; ``evaluate_holdout``: only) to tasks and space."""
+    h = config.holdout
+    protocols, names = source_protocols(source)
+    weights = {k: float(v) for k, v in config.task_weights.items() if v > 0}
+    if not config.evaluate_holdout:
+        weights = {k: v for k, v in weights.items() if k not in h.tasks}
+        profiles = tuple(p for p in PROFILE_NAMES if p not in h.modalities)
+        protocols = {k: v for k, v in protocols.items() if k not in h.protocols}
+        focus: tuple[str, ...] = ()
+    else:
+        if not h:
+            raise ValueError("evaluate_holdout needs a hold-out (tasks, modalities or protocols)")
+        if h.tasks:
+            weights = {k: weights.get(k, 1.0) for k in h.tasks}
+        if h.protocols:
+            weights = {k: v for k, v in weights.items() if k == "segmentation"}
+            protocols = {k: v for k, v in protocols.items() if k in h.protocols}
+        profiles, focus = PROFILE_NAMES, tuple(h.modalities)
+    if not protocols or not any(protocols.values()):
+        weights.pop("segmentation", None)
+    if not weights:
+        raise ValueError(f"no task left to sample after the hold-out {h}")
+    shape = source.get(0, 0.5).shape
+    space = TaskSpace(
+        profiles=profiles,
+        focus_profiles=focus,
+        protocols=protocols,
+        label_names=names,
+        image_shape=shape,
+    )
+    return space, weights
+
+
+class EpisodeSampler:
+    """Draws batches of episodes from a :class:`SliceSource` (see the module doc).
+
+    ``sampler.batch(i)`` -> :class:`Batch` (B×…, one L for the whole batch);
+    ``sampler.episode(rng, n_context)`` -> one :class:`Episode`.
+    """
+
+    def __init__(self, source: SliceSource, config: SamplerConfig | None = None):
+        self.source = source
+        self.config = config or SamplerConfig()
+        if len(source) < 2:
+            raise ValueError("the episode sampler needs a split with at least 2 subjects")
+        self.space, weights = task_space_and_weights(self.config, source)
+        self.tasks: dict[str, Task] = {name: make_task(name, self.space) for name in weights}
+        w = np.array(list(weights.values()))
+        self.task_probabilities = dict(zip(weights, w / w.sum(), strict=True))
+
+    def batch(self, index: int) -> Batch:
+        """Batch ``index``: a pure function of ``(config.seed, index)``."""
+        rng = np.random.default_rng([self.config.seed, index])
+        cfg = self.config
+        n_context = int(rng.integers(cfg.min_context, cfg.max_context + 1))
+        return collate([self.episode(rng, n_context) for _ in range(cfg.batch_size)])
+
+    def sample_record(self, rng: np.random.Generator, n_context: int) -> EpisodeRecord:
+        """Draw every random choice of one episode (no image of the context is made)."""
+        cfg = self.config
+        names = list(self.task_probabilities)
+        name = str(rng.choice(names, p=list(self.task_probabilities.values())))
+        task = self.tasks[name]
+        n = len(self.source)
+        for _ in range(cfg.max_retries):
+            position = float(rng.uniform(*cfg.position_range))
+            target = PairRecord(
+                subject_index=int(rng.integers(n)),
+                task_params=task.sample(rng),
+                spatial=sample_spatial(self.space.image_shape, cfg.spatial, rng),
+            )
+            if not task.segmentation_like:
+                break
+            if make_pair(task, self.source, position, target).output.max() > 0:
+                break
+        others = np.setdiff1d(np.arange(n), [target.subject_index])
+        indices = rng.choice(others, size=n_context, replace=n_context > len(others))
+        context = tuple(
+            PairRecord(
+                subject_index=int(i),
+                task_params=task.sample_pair(target.task_params, rng),
+                spatial=sample_spatial(self.space.image_shape, cfg.spatial, rng),
+            )
+            for i in indices
+        )
+        augmentations = sample_task_augmentations(task, cfg.augmentation_probabilities, rng)
+        return EpisodeRecord(name, position, target, context, augmentations)
+
+    def episode(self, rng: np.random.Generator, n_context: int) -> Episode:
+        record = self.sample_record(rng, n_context)
+        return build_episode(record, self.source, self.tasks[record.task])
+
+
+def replay(record: EpisodeRecord, source: SliceSource) -> Episode:
+    """Rebuild an episode exactly from its record (and the same source)."""
+    return build_episode(record, source)
+
+
+class EpisodeDataset(torch.utils.data.Dataset):
+    """Batches ``first_batch .. first_batch + n_batches - 1`` of a sampler, as a map-style dataset.
+
+    Each item is a whole :class:`Batch`; use ``DataLoader(dataset, batch_size=None,
+    num_workers=k)``. Pass ``first_batch = epoch * n_batches`` for fresh batches every epoch.
+    """
+
+    def __init__(self, sampler: EpisodeSampler, n_batches: int, first_batch: int = 0):
+        self.sampler = sampler
+        self.n_batches = n_batches
+        self.first_batch = first_batch
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __getitem__(self, index: int) -> Batch:
+        if not 0 <= index < self.n_batches:
+            raise IndexError(index)
+        return self.sampler.batch(self.first_batch + index)

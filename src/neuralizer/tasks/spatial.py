@@ -1,0 +1,136 @@
+"""Data augmentation per pair: random affine, elastic deformation and sagittal flip (paper §4.3).
+
+One spatial transform is drawn per (input, output) pair and applied to the *subject* before the
+task renders the pair (tissue classes, label maps and brain mask with nearest neighbour, real
+images bilinearly), so both images of the pair move together and every task property (k-space,
+masks, ...) holds exactly on the transformed subject.
+
+The transform maps each output pixel ``o`` (row, col) to the source position
+``o' = flip(o) -> A (o' - c) + c + t + d(o)``: ``flip`` mirrors the columns (``flip_axis``, the
+left-right axis of the data engine's slices), ``A`` (2×2) and ``t`` are the affine part about the
+image centre ``c``, and ``d`` is a smooth displacement field upsampled (cubic) from a coarse grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from neuralizer.data.subject import SliceSubject
+
+
+@dataclass(frozen=True)
+class SpatialConfig:
+    """Ranges of the per-pair spatial augmentation (``enabled=False`` turns it off)."""
+
+    enabled: bool = True
+    rotation_deg: float = 10.0
+    log_scale: float = 0.08  # scale = exp(U(-log_scale, log_scale))
+    shear: float = 0.05
+    translation_frac: float = 0.04  # of the image size
+    p_elastic: float = 0.5
+    elastic_grid: int = 5
+    elastic_frac: float = 0.015  # displacement s.d. at the control points, of the image size
+    p_flip: float = 0.5
+    flip_axis: int = 1
+
+
+@dataclass(frozen=True)
+class SpatialParams:
+    flip: bool = False
+    flip_axis: int = 1
+    matrix: tuple[tuple[float, float], tuple[float, float]] = ((1.0, 0.0), (0.0, 1.0))
+    translation: tuple[float, float] = (0.0, 0.0)
+    elastic: tuple[tuple[tuple[float, ...], ...], ...] = ()  # 2×g×g displacements (px), or ()
+
+    @property
+    def is_identity(self) -> bool:
+        return self == SpatialParams(flip_axis=self.flip_axis)
+
+
+IDENTITY = SpatialParams()
+
+
+def sample_spatial(
+    shape: tuple[int, int], config: SpatialConfig, rng: np.random.Generator
+) -> SpatialParams:
+    """Draw one pair's spatial transform for images of ``shape``."""
+    if not config.enabled:
+        return SpatialParams(flip_axis=config.flip_axis)
+    a = np.deg2rad(rng.uniform(-config.rotation_deg, config.rotation_deg))
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    scale = np.diag(np.exp(rng.uniform(-config.log_scale, config.log_scale, 2)))
+    shear = np.array([[1.0, rng.uniform(-config.shear, config.shear)], [0.0, 1.0]])
+    matrix = rot @ scale @ shear
+    translation = rng.uniform(-1, 1, 2) * config.translation_frac * np.array(shape)
+    elastic = ()
+    if rng.uniform() < config.p_elastic:
+        g = config.elastic_grid
+        d = rng.normal(0.0, config.elastic_frac * min(shape), (2, g, g))
+        elastic = tuple(tuple(tuple(float(v) for v in row) for row in comp) for comp in d)
+    return SpatialParams(
+        flip=bool(rng.uniform() < config.p_flip),
+        flip_axis=config.flip_axis,
+        matrix=tuple(tuple(float(v) for v in row) for row in matrix),  # type: ignore[arg-type]
+        translation=(float(translation[0]), float(translation[1])),
+        elastic=elastic,
+    )
+
+
+def source_coordinates(shape: tuple[int, int], params: SpatialParams) -> np.ndarray:
+    """2×H×W source positions (row, col) of every output pixel (see module doc)."""
+    grid = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    if params.flip:
+        ax = params.flip_axis
+        grid[ax] = shape[ax] - 1 - grid[ax]
+    centre = (np.array(shape, np.float64) - 1) / 2
+    rel = grid - centre[:, None, None]
+    coords = np.einsum("ij,jhw->ihw", np.asarray(params.matrix), rel)
+    coords += (centre + np.asarray(params.translation))[:, None, None]
+    if params.elastic:
+        coarse = np.asarray(params.elastic)
+        for i in range(2):
+            zoom = [n / c for n, c in zip(shape, coarse[i].shape, strict=True)]
+            field = ndimage.zoom(coarse[i], zoom, order=3, mode="nearest", grid_mode=True)
+            coords[i] += field[: shape[0], : shape[1]]
+    return coords
+
+
+def _warp(array: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Resample one H×W array: nearest for integer/bool arrays (labels), bilinear for floats."""
+    array = np.asarray(array)
+    order = 1 if np.issubdtype(array.dtype, np.floating) else 0
+    work = array.astype(np.float64 if order else np.int32)
+    return ndimage.map_coordinates(work, coords, order=order, cval=0).astype(array.dtype)
+
+
+def _warp_value(value, coords: np.ndarray, shape: tuple[int, int]):
+    if isinstance(value, np.ndarray) and value.shape == shape:
+        return _warp(value, coords)
+    if isinstance(value, Mapping) and value:
+        items = dict(value)
+        if all(isinstance(v, np.ndarray) and v.shape == shape for v in items.values()):
+            return {k: _warp(v, coords) for k, v in items.items()}
+    return value
+
+
+def transform_subject(subject: SliceSubject, params: SpatialParams) -> SliceSubject:
+    """``subject`` with every H×W array resampled by ``params`` (identity: ``subject`` itself).
+
+    Every field that is an H×W array, or a mapping of them (tissue, brain mask, label maps, real
+    images, and any such field the data contract adds), is moved by the same transform: integer
+    and bool arrays by nearest neighbour, float arrays bilinearly; zero outside the field of view.
+    """
+    if params.is_identity:
+        return subject
+    shape = subject.shape
+    coords = source_coordinates(shape, params)
+    changes = {
+        f.name: _warp_value(getattr(subject, f.name), coords, shape)
+        for f in dataclasses.fields(subject)
+    }
+    return dataclasses.replace(subject, **changes)

@@ -1,0 +1,63 @@
+"""Per-pair spatial augmentation: one transform moves every array of a subject together."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from neuralizer.tasks.registry import make_task
+from neuralizer.tasks.spatial import (
+    SpatialConfig,
+    SpatialParams,
+    sample_spatial,
+    transform_subject,
+)
+
+
+def test_identity_is_a_no_op(subject):
+    assert transform_subject(subject, SpatialParams()) is subject
+    assert sample_spatial(
+        (64, 64), SpatialConfig(enabled=False), np.random.default_rng(0)
+    ).is_identity
+
+
+def test_flip_mirrors_columns(subject):
+    flipped = transform_subject(subject, SpatialParams(flip=True, flip_axis=1))
+    assert np.array_equal(flipped.tissue, subject.tissue[:, ::-1])
+    assert np.array_equal(flipped.labels["phantom"], subject.labels["phantom"][:, ::-1])
+    assert np.array_equal(flipped.brain_mask, subject.brain_mask[:, ::-1])
+
+
+def test_translation_moves_everything_together(subject):
+    moved = transform_subject(subject, SpatialParams(translation=(2.0, -3.0)))
+    # output pixel o reads source o + t: content moves by -t
+    assert np.array_equal(moved.tissue[10:50, 10:50], subject.tissue[12:52, 7:47])
+    assert np.array_equal(
+        moved.labels["quadrants"][10:50, 10:50], subject.labels["quadrants"][12:52, 7:47]
+    )
+
+
+def test_float_images_move_bilinearly_with_labels(subject):
+    image = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    subject = dataclasses.replace(subject, images={"t1": image})
+    moved = transform_subject(subject, SpatialParams(translation=(0.5, 0.0)))
+    assert moved.images["t1"].dtype == np.float32
+    np.testing.assert_allclose(moved.images["t1"][:62], (image[:62] + image[1:63]) / 2, atol=1e-6)
+    assert set(np.unique(moved.tissue)) <= set(np.unique(subject.tissue))  # nearest, no blending
+
+
+def test_random_transform_keeps_labels_consistent(subject, space, rng):
+    cfg = SpatialConfig(p_elastic=1.0)
+    params = sample_spatial((64, 64), cfg, rng)
+    assert params.elastic and not params.is_identity
+    moved = transform_subject(subject, params)
+    assert moved.tissue.dtype == subject.tissue.dtype
+    assert set(np.unique(moved.labels["phantom"])) <= set(np.unique(subject.labels["phantom"]))
+    # label map and brain mask are warped by the same map: brain labels stay inside the mask
+    assert np.array_equal(moved.labels["phantom"] > 0, moved.brain_mask)
+    # and a task renders its pair from the moved subject: the mask follows the anatomy
+    task = make_task("skull_stripping", space)
+    _, y = task.apply(moved, task.sample(rng))
+    assert np.array_equal(y[0], moved.brain_mask.astype(np.float32))
+    assert not np.array_equal(moved.brain_mask, subject.brain_mask)

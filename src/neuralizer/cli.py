@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("log", help="the run's log.jsonl")
     plot.add_argument("-o", "--output", required=True, help="output PNG")
     plot.set_defaults(func=_plot_log)
+
+    from neuralizer.data.cli import add_data_commands
+    from neuralizer.tasks.cli import add_task_commands
+
+    add_task_commands(add_data_commands(commands))
     return parser
 
 

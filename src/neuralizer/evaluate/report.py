@@ -27,6 +27,33 @@ of rows in brackets. "n" is the context size (Neuralizer, mean, atlas) or the nu
 pairs (unet).
 """
 
+RUNNING = """## Running the real experiments
+
+Nothing below has been run yet: the shipped model is still training and the 2-core machine could
+not run the experiments alongside it. Each command resumes where it stopped when rerun. Times are
+estimates from timings measured while a training run shared the two cores (a Neuralizer c=32
+forward pass at 96×96 with B=4, L=32 took 17 s; a B-spline+affine atlas registration 0.8 s; a
+U-Net training step 3 s): expect less on an idle machine.
+
+1. Models. Neuralizer-seen is `training/shipped/best.safetensors` (`neuralizer train
+   configs/shipped.json`). Neuralizer-unseen is trained with the same recipe and budget with the
+   FLAIR-like modality held out: `neuralizer train configs/unseen-flair.json` (days, like the
+   shipped model).
+2. Task-specific U-Nets (Baseline-seen): trained on demand by experiment 1, one resumable job per
+   task and n ∈ {1, 2, 4, 8, 16, 32, 512} under `runs/unet/exp1-baselines/`, each a fixed budget
+   of 300 Adam steps of 8 pairs (c=16, 4 stages, lr 1e-3, no augmentation, no early stopping;
+   about 5–15 CPU minutes each, 28 jobs). To train them ahead of the evaluation:
+   `neuralizer evaluate configs/eval/exp1-baselines.json --methods unet`. Their budgets and
+   seconds are in each job's `summary.json`.
+3. Evaluations (about 1 hour in all on 2 cores with the models trained, U-Net training excluded):
+   - `neuralizer evaluate configs/eval/exp1-baselines.json` (atlas: ~1,000 registrations, ~15 min)
+   - `neuralizer evaluate configs/eval/exp1-unseen.json` (~6 min)
+   - `neuralizer evaluate configs/eval/exp2-context.json` (with 4-pass ensembles, ~20 min)
+   - `neuralizer evaluate configs/eval/exp3-protocol.json` (~7 min)
+4. This page: `python -m neuralizer.evaluate.report docs/results/*.csv -o docs/results.md
+   --figures docs/img`, then commit the CSVs, the page and the figures.
+"""
+
 SMOKE_NOTE = """
 > **Smoke run.** These rows come from a tiny untrained network on geometric phantoms with a
 > handful of targets: they show that the machinery runs end to end, and say nothing about model
@@ -115,7 +142,7 @@ def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[
 
 def make_page(csvs: list[str], figures: bool = True) -> str:
     """The Markdown page for the rows of ``csvs`` (``figures``: link ``img/<name>-scores.png``)."""
-    lines = [HEADER.format(csvs=" ".join(csvs)).strip(), ""]
+    lines = [HEADER.format(csvs=" ".join(csvs)).strip(), "", RUNNING.strip(), ""]
     for name, rows in sorted(rows_by_experiment(csvs).items()):
         figure = f"img/{name}-scores.png" if figures else None
         lines += experiment_section(name, rows, figure)
@@ -151,6 +178,9 @@ def plot_scores(rows: list[dict], path: str | Path) -> None:
         ax.set_xlabel("n (context / training pairs)")
         ax.set_ylabel(sub[0]["metric"])
     axes[0][-1].legend(fontsize=7)
+    name = rows[0]["experiment"]
+    smoke = " (SMOKE RUN: plumbing check, not model quality)" if name.startswith("smoke") else ""
+    fig.suptitle(name + smoke, fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -32,8 +32,16 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
         return []
     text = path.read_text()
     rows = list(csv.DictReader(io.StringIO(text)))
-    good = [r for r in rows if None not in r and all(r.get(c) not in (None, "") for c in KEY)]
-    if len(good) != len(rows) or (text and not text.endswith("\n")):
+    torn = bool(text) and not text.endswith("\n")
+    complete = rows[:-1] if torn else rows
+    good = [
+        r
+        for r in complete
+        if None not in r
+        and all(r.get(c) is not None for c in COLUMNS)
+        and all(r[c] != "" for c in (*KEY, "value"))
+    ]
+    if torn or len(good) != len(rows):
         write_rows(path, good)
     return good
 

@@ -133,7 +133,9 @@ def train_unet(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        state.update(step=state["step"] + 1, loss=float(loss), seconds=time.monotonic() - start)
+        state.update(
+            step=state["step"] + 1, loss=float(loss.detach()), seconds=time.monotonic() - start
+        )
         done_here += 1
         if state["step"] % budget.checkpoint_every == 0 or state["step"] == budget.steps:
             _save_progress(job, model, optimizer, state)

@@ -1,0 +1,109 @@
+"""The smoke configuration end to end: every method, rows, resumability, CLI."""
+
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from neuralizer.cli import main
+from neuralizer.evaluate import EvalConfig, run
+from neuralizer.evaluate.results import read_rows, row_key, write_rows
+from neuralizer.evaluate.smoke import make_tiny_model
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "configs" / "eval" / "smoke.json"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("smoke")
+    config = EvalConfig.from_file(SMOKE)
+    config = dataclasses.replace(
+        config,
+        output=str(tmp / "smoke.csv"),
+        models={"tiny": str(make_tiny_model(tmp / "tiny.safetensors"))},
+        unet=dataclasses.replace(config.unet, run_dir=str(tmp / "unet")),
+    )
+    start = time.monotonic()
+    computed = run(config)
+    return config, computed, time.monotonic() - start
+
+
+def test_smoke_run_makes_every_row_once_in_under_a_minute(smoke):
+    config, computed, seconds = smoke
+    assert seconds < 60
+    methods = {"tiny", "tiny-ens2", "mean", "atlas", "unet"}
+    n_sizes = len(config.context_sizes)  # the U-Net sizes are as many here
+    expected = len(config.tasks) * len(methods) * n_sizes * config.n_targets
+    rows = read_rows(config.output)
+    assert len(rows) == len(computed) == expected == len({row_key(r) for r in rows})
+    assert {r["method"] for r in rows} == methods
+    for r in rows:
+        value = float(r["value"])
+        if r["metric"] == "dice":
+            assert 0.0 <= value <= 1.0
+        assert r["metric"] == (
+            "dice" if r["task"] in ("segmentation", "skull_stripping") else "psnr"
+        )
+    mean_rows = [r for r in rows if r["method"] == "mean" and r["task"] == "skull_stripping"]
+    assert min(float(r["value"]) for r in mean_rows) > 0.5  # phantom brains overlap
+
+
+def test_rerun_redoes_exactly_the_deleted_rows(smoke):
+    config, _, _ = smoke
+    rows = read_rows(config.output)
+    assert run(config) == []  # finished: nothing to do
+    deleted = [rows[1], rows[len(rows) // 2], rows[-1]]
+    write_rows(config.output, [r for r in rows if r not in deleted])
+    redone = run(config)
+    assert sorted(redone) == sorted(row_key(r) for r in deleted)
+    again = {row_key(r): r["value"] for r in read_rows(config.output)}
+    for r in deleted:  # deterministic: the same values as the first time
+        assert again[row_key(r)] == r["value"]
+
+
+def test_torn_last_line_is_dropped_and_redone(smoke):
+    config, _, _ = smoke
+    text = open(config.output).read()
+    last = text.rstrip("\n").rsplit("\n", 1)[1]
+    with open(config.output, "w") as f:
+        f.write(text.rstrip("\n")[: -len(last) // 2])  # crash in the middle of the last line
+    redone = run(config, methods=["mean", "atlas", "unet"])
+    assert len(redone) == 1
+    assert len(list(csv.DictReader(open(config.output)))) == len(
+        {row_key(r) for r in read_rows(config.output)}
+    )
+
+
+def test_cli_evaluate_runs_a_subset(smoke, tmp_path, capsys):
+    config, _, _ = smoke
+    path = tmp_path / "c.json"
+    cfg = dataclasses.replace(config, output=str(tmp_path / "out.csv"))
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert main(["evaluate", str(path), "--methods", "mean", "--tasks", "denoising"]) == 0
+    rows = read_rows(cfg.output)
+    assert {(r["method"], r["task"]) for r in rows} == {("mean", "denoising")}
+    assert main(["evaluate", str(path), "--methods", "nonsense"]) == 2
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="pool_size"):
+        EvalConfig(
+            name="x",
+            output="x.csv",
+            tasks=("denoising",),
+            methods=("mean",),
+            pool_size=4,
+            context_sizes=(1, 8),
+        )
+    with pytest.raises(ValueError, match="models"):
+        EvalConfig(name="x", output="x.csv", tasks=("denoising",))
+
+
+def test_committed_configs_parse():
+    for path in ("smoke", "exp1-baselines", "exp1-unseen", "exp2-context", "exp3-protocol"):
+        config = EvalConfig.from_file(ROOT / "configs" / "eval" / f"{path}.json")
+        assert config.name == path and config.output == f"docs/results/{path}.csv"

@@ -93,3 +93,14 @@ def test_heldout_protocols_never_reach_training(train, cache_dir):
     # For evaluation they load, as integer maps on the common grid.
     aal = load_protocol("aal", grid, evaluation=True)
     assert aal.shape == grid.shape and np.issubdtype(aal.dtype, np.integer) and aal.max() > 0
+
+
+def test_other_slice_axes(train, cache_dir):
+    axial = SynthSliceSource("train", 3, CONFIG, axis="axial", cache_dir=cache_dir).get(0, 0.5)
+    sagittal = SynthSliceSource("train", 3, CONFIG, axis="sagittal", cache_dir=cache_dir).get(
+        0, 0.5
+    )
+    assert axial.shape == (56, 48) and sagittal.shape == (48, 56)
+    assert axial.brain_mask.mean() > 0.2 and sagittal.brain_mask.mean() > 0.2
+    with pytest.raises(ValueError, match="unknown axis"):
+        SynthSliceSource("train", 3, CONFIG, axis="oblique", cache_dir=cache_dir)

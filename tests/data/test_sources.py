@@ -8,7 +8,7 @@ import pytest
 from neuralizer.data.cache import read_checked, write_entry
 from neuralizer.data.sources import HELDOUT_PROTOCOLS, TRAIN_PROTOCOLS, load_protocol
 from neuralizer.data.space import common_grid
-from neuralizer.data.subjects import SynthConfig, SynthSliceSource, subject_seed
+from neuralizer.data.subjects import SynthConfig, SynthSliceSource, anatomy_id, subject_seed
 
 CONFIG = SynthConfig(voxel_size_mm=4.0)
 
@@ -73,6 +73,9 @@ def test_splits_are_disjoint():
     seeds = {s: {subject_seed(s, i) for i in range(100_000)} for s in ("train", "val", "test")}
     assert not seeds["train"] & seeds["val"] and not seeds["train"] & seeds["test"]
     assert not seeds["val"] & seeds["test"]
+    # Test subjects also have anatomies (deformation fields) that no training subject uses.
+    anatomies = {s: {anatomy_id(CONFIG, s, seed) for seed in seeds[s]} for s in seeds}
+    assert not (anatomies["train"] | anatomies["val"]) & anatomies["test"]
 
 
 def test_heldout_protocols_never_reach_training(train, cache_dir):

@@ -71,6 +71,12 @@ def subject_seed(split: str, index: int) -> int:
     return _SEED_BASE[split] + int(index)
 
 
+def anatomy_id(config: SynthConfig, split: str, seed: int) -> tuple[int, int]:
+    """(pool, index) of the anatomy deformation of subject ``seed``: pool 0 for train and val,
+    pool 1 for test, so test anatomies are never seen in training."""
+    return _ANATOMY_POOL[split], seed % config.n_anatomies
+
+
 def _cache_key(config: SynthConfig, what: str) -> str:
     return config_key(
         {"what": what, "config": dataclasses.asdict(config), "versions": source_versions(),
@@ -128,9 +134,7 @@ def synthesize_subject(
     """
     grid = anatomy.grid
     center = grid.affine[:3, :3] @ (np.asarray(grid.shape) - 1) / 2 + grid.affine[:3, 3]
-    pool = _ANATOMY_POOL[split]
-    anatomy_index = seed % config.n_anatomies
-    anatomy_rng = np.random.default_rng([2, pool, anatomy_index])
+    anatomy_rng = np.random.default_rng([2, *anatomy_id(config, split, seed)])
     subject_rng = np.random.default_rng([1, seed])
     anat_def = sample_deformation(config.anatomy_deformation, anatomy_rng, center)
     subj_def = sample_deformation(config.subject_deformation, subject_rng, center)

@@ -38,8 +38,9 @@ def _build_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``data import``, ``data gallery`` and ``data build-cache`` to the ``neuralizer`` CLI."""
+def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add ``data import``, ``data gallery`` and ``data build-cache`` to the ``neuralizer`` CLI;
+    return the ``data`` group's sub-parsers, so that other packages can add to it."""
     data = subparsers.add_parser("data", help="data sources, synthesis and import of your scans")
     commands = data.add_subparsers(dest="data_command", required=True)
 
@@ -66,3 +67,4 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("--n-subjects", type=int, default=64)
     cache.add_argument("--voxel-size-mm", type=float, default=2.0)
     cache.set_defaults(func=_build_cache)
+    return commands

@@ -19,7 +19,7 @@ import numpy as np
 
 from neuralizer.data.sources import tissue_from_aseg
 from neuralizer.data.subject import SliceSubject
-from neuralizer.data.subjects import AXES, _slice
+from neuralizer.data.subjects import AXES, slice_volume
 
 _FREESURFER_MARKERS = (2, 41, 4, 43, 17, 53)  # cerebral WM, lateral ventricles, hippocampi
 
@@ -84,15 +84,15 @@ class DatasetSliceSource:
         labels = {}
         names = {}
         if v["labels"] is not None:
-            labels["labels"] = _slice(v["labels"], self.axis, k).astype(np.int32)
+            labels["labels"] = slice_volume(v["labels"], self.axis, k).astype(np.int32)
             names["labels"] = v["names"]
         return SliceSubject(
             subject_id=f"dataset/{v['id']}",
-            tissue=_slice(v["tissue"], self.axis, k),
-            brain_mask=_slice(v["brain"], self.axis, k),
+            tissue=slice_volume(v["tissue"], self.axis, k),
+            brain_mask=slice_volume(v["brain"], self.axis, k),
             labels=labels,
             label_names=names,
-            images={"image": _slice(v["image"], self.axis, k)},
+            images={"image": slice_volume(v["image"], self.axis, k)},
             position=float(position),
             voxel_size_mm=self.voxel_size_mm,
         )

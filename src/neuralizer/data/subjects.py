@@ -22,6 +22,7 @@ from neuralizer.data.sources import (
     HELDOUT_PROTOCOLS,
     TRAIN_PROTOCOLS,
     Anatomy,
+    check_protocols,
     label_names,
     load_anatomy,
     source_versions,
@@ -160,7 +161,7 @@ def synthesize_subject(
     return out
 
 
-def _slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+def slice_volume(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     """H×W slice, superior (or anterior, for axial) at the top, subject's left on the left."""
     plane = np.take(volume, index, axis=axis)  # 2D in the remaining axes' order
     return np.ascontiguousarray(plane.T[::-1])
@@ -195,6 +196,7 @@ class SynthSliceSource:
                 f"held-out protocols {heldout} are for evaluation only: use split='test' and "
                 "evaluation=True"
             )
+        check_protocols(self.config.protocols, evaluation=evaluation)
         self.split, self.n_subjects, self.axis = split, int(n_subjects), AXES[axis]
         self.evaluation = evaluation
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -250,16 +252,18 @@ class SynthSliceSource:
         groups = _split_groups(arrays)
         return SliceSubject(
             subject_id=f"mni152/{self.split}/seed={meta['seed']}",
-            tissue=_slice(arrays["tissue"], self.axis, k),
-            brain_mask=_slice(arrays["brain_mask"], self.axis, k),
+            tissue=slice_volume(arrays["tissue"], self.axis, k),
+            brain_mask=slice_volume(arrays["brain_mask"], self.axis, k),
             labels={
-                p: _slice(v, self.axis, k).astype(np.int32) for p, v in groups["labels"].items()
+                p: slice_volume(v, self.axis, k).astype(np.int32)
+                for p, v in groups["labels"].items()
             },
             label_names=self.label_names,
             images={
-                n: _slice(v, self.axis, k).astype(np.float32) for n, v in groups["images"].items()
+                n: slice_volume(v, self.axis, k).astype(np.float32)
+                for n, v in groups["images"].items()
             },
-            masks={n: _slice(v, self.axis, k) for n, v in groups["masks"].items()},
+            masks={n: slice_volume(v, self.axis, k) for n, v in groups["masks"].items()},
             position=float(position),
             seed=int(meta["seed"]),
             voxel_size_mm=self.config.voxel_size_mm,

@@ -138,11 +138,29 @@ def _append_log(path: Path, record: dict) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+    """Drop log lines written after the checkpoint we resume from (they will be redone).
+
+    A run killed while appending leaves a torn last line: it is dropped with them.
+    """
     if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        kept = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line)
         write_atomically(path, "".join(line + "\n" for line in kept).encode())
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Temporary files of ``write_atomically`` left by a process killed mid-write."""
+    for name in ("state", "latest", "best"):
+        for stale in root.glob(f".{name}.safetensors.*.tmp"):
+            stale.unlink(missing_ok=True)
+    for stale in root.glob(".log.jsonl.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _provenance(cfg: TrainConfig, progress: Progress) -> dict:
@@ -182,11 +200,13 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Progress:
             raise ValueError(f"{files.state} was written by a different config; use a new run_dir")
         if ctx.is_main:
             _truncate_log(files.log, progress.step)
+            _remove_stale_temporaries(files.root)
     elif files.state.is_file():
         raise FileExistsError(f"{files.state} exists: pass --resume, or use a new run_dir")
     elif ctx.is_main:
         write_atomically(files.root / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
         files.log.unlink(missing_ok=True)
+        _remove_stale_temporaries(files.root)
     # The last block's context update feeds nothing (its weights exist for the released layout):
     # it never gets a gradient, and DistributedDataParallel must not wait for one.
     for parameter in (model.decoder or model.encoder)[-1].context_combine.parameters():

@@ -299,6 +299,24 @@ class Neuralizer(nn.Module):
         """Build and load a model from the authors' released state dict (keys ``net.…``)."""
         from neuralizer.model.released import config_from_released, convert_released_keys
 
-        model = cls(config_from_released(state_dict))
-        model.load_state_dict(convert_released_keys(state_dict), strict=True)
+        config = config_from_released(state_dict)
+        converted = convert_released_keys(state_dict)
+        with torch.device("meta"):  # shapes first, before allocating anything
+            expected = cls(config).state_dict()
+        mismatched = [
+            f"{key}: {tuple(converted[key].shape)} instead of {tuple(value.shape)}"
+            for key, value in expected.items()
+            if key in converted and converted[key].shape != value.shape
+        ]
+        missing = sorted(set(expected) - set(converted))
+        if mismatched or missing or set(converted) - set(expected):
+            extra = sorted(set(converted) - set(expected))
+            problems = (
+                mismatched + [f"missing {k}" for k in missing] + [f"extra {k}" for k in extra]
+            )
+            raise ValueError(
+                f"the released state dict does not fit {config}: " + "; ".join(problems[:5])
+            )
+        model = cls(config)
+        model.load_state_dict({k: v.float() for k, v in converted.items()}, strict=True)
         return model.eval()

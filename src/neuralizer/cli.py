@@ -6,6 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+MAX_MEMORY_HELP = (
+    "refuse work whose estimated peak memory exceeds this (e.g. 8G, 500M; 'inf': no check; "
+    "default: the memory available at the start)"
+)
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError)
 
 
@@ -30,12 +34,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from neuralizer.model.limits import parse_memory
     from neuralizer.train import TrainConfig, train
 
     config = TrainConfig.from_file(args.config)
     if args.run_dir:
         config = TrainConfig.from_dict({**config.to_dict(), "run_dir": args.run_dir})
-    progress = train(config, resume=args.resume)
+    progress = train(config, resume=args.resume, max_memory=parse_memory(args.max_memory))
     print(
         f"stopped at step {progress.step}; best validation loss {progress.best_val:.4f} "
         f"at step {progress.best_step}; files in {config.run_dir}"
@@ -87,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="JSON file of TrainConfig fields")
     train.add_argument("--resume", action="store_true", help="continue the run in run_dir")
     train.add_argument("--run-dir", help="override the config's run_dir")
+    train.add_argument("--max-memory", help=MAX_MEMORY_HELP)
     train.set_defaults(func=_train)
 
     plot = commands.add_parser("plot-log", help="plot loss and validation curves of a run")

@@ -25,6 +25,8 @@ KINDS = ("auto", "head", "brain")
 _REGISTRATION_VOXEL_MM = 2.0
 # A skull-stripped brain occupies ~1.0-1.8 litres above background; a head well over 2.5.
 _HEAD_VOLUME_ML = 2200.0
+# Larger than any brain MRI (1024³): a header claiming more is damaged or not a scan.
+_MAX_VOXELS = 2**30
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,62 @@ def find_scans(folder: Path) -> list[ScanFiles]:
     return scans
 
 
+def check_header(path: Path) -> nib.Nifti1Image:
+    """The image behind ``path``, its header checked (no voxel data read); ValueError if unusable.
+
+    nibabel raises many types for a damaged file (ImageFileError, EOFError, zlib and gzip errors,
+    struct errors...): all become a ValueError naming the file.
+    """
+    try:
+        img = nib.load(str(path))
+        shape, affine = tuple(int(n) for n in img.shape), np.asarray(img.affine, dtype=float)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable NIfTI image ({error})") from None
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise ValueError(
+            f"{path}: expected a 3D image (or 4D with one volume), got shape {shape}; "
+            "split multi-volume files and import one volume at a time"
+        )
+    if min(shape) < 2:
+        raise ValueError(f"{path}: shape {shape} has fewer than 2 voxels along an axis")
+    voxels = int(np.prod(shape, dtype=np.int64))
+    if voxels > _MAX_VOXELS:
+        raise ValueError(f"{path}: {voxels:,} voxels, more than the {_MAX_VOXELS:,} accepted")
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
+        raise ValueError(f"{path}: its affine is singular or not finite:\n{affine}")
+    return img
+
+
 def load_ras(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(array, affine) reoriented to the closest RAS orientation."""
-    img = nib.as_closest_canonical(nib.load(str(path)))
-    data = np.asanyarray(img.dataobj)
-    if data.ndim == 4 and data.shape[3] == 1:
+    """(array, affine) reoriented to the closest RAS orientation; ValueError if unusable."""
+    img = check_header(path)
+    try:
+        img = nib.as_closest_canonical(img)
+        data = np.asanyarray(img.dataobj)
+    except Exception as error:  # truncated data, damaged compression
+        raise ValueError(f"{path} is not a readable NIfTI image ({error})") from None
+    if data.ndim == 4:
         data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"{path}: expected a 3D image, got shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise ValueError(f"{path}: voxel type {data.dtype} is not a real number type")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path} contains NaN or Inf voxels; replace them (e.g. by 0) first")
     return data, img.affine
+
+
+def check_scan(scan: ScanFiles) -> None:
+    """Everything about a scan that can fail, checked before any output is written."""
+    data, affine = load_ras(scan.image)
+    guess_kind(data, affine)
+    for path in (scan.labels, scan.mask):
+        if path is not None:
+            values, values_affine = load_ras(path)
+            if not np.allclose(values_affine, affine, atol=1e-3) or values.shape != data.shape:
+                raise ValueError(
+                    f"{path} is not on the grid of {scan.image}: same shape and affine needed"
+                )
 
 
 def guess_kind(data: np.ndarray, affine: np.ndarray) -> str:
@@ -199,6 +248,10 @@ def import_folder(
     """Import every scan of ``src`` into ``out_dir`` and write ``manifest.json``; returns it."""
     scans = find_scans(Path(src))
     common_grid(voxel_size_mm)  # fail on a bad voxel size before any heavy work
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
+    for scan in scans:  # a bad file anywhere stops the import before anything is written
+        check_scan(scan)
     out_dir = Path(out_dir)
     entries = [
         import_scan(s, out_dir, kind=kind, voxel_size_mm=voxel_size_mm, cache_dir=cache_dir)

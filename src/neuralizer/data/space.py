@@ -34,9 +34,13 @@ class Grid:
 
 def common_grid(voxel_size_mm: float = 1.0) -> Grid:
     """The paper's 192×224×192 mm MNI crop at ``voxel_size_mm`` (1 → 192×224×192, 2 → 96×112×96)."""
-    if voxel_size_mm <= 0 or any(round(c / voxel_size_mm) * voxel_size_mm != c for c in CROP_MM):
+    # 0.25 mm: a 768×896×768 grid already; smaller sizes are typos that would exhaust memory.
+    if not 0.25 <= voxel_size_mm <= 32 or any(
+        round(c / voxel_size_mm) * voxel_size_mm != c for c in CROP_MM
+    ):
         raise ValueError(
-            f"voxel_size_mm={voxel_size_mm} must divide the crop {CROP_MM} mm (e.g. 1, 2, 4)"
+            f"voxel_size_mm={voxel_size_mm} must divide the crop {CROP_MM} mm and lie in "
+            "[0.25, 32] (e.g. 1, 2, 4)"
         )
     shape = tuple(int(round(c / voxel_size_mm)) for c in CROP_MM)
     affine = np.diag([voxel_size_mm] * 3 + [1.0])

@@ -98,7 +98,9 @@ def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") 
     tensors, metadata = read_checkpoint(path)
     if not isinstance(metadata["model_config"], dict):
         raise ValueError(f"{path}: model_config must be a JSON object")
-    model = Neuralizer(ModelConfig.from_dict(metadata["model_config"]))
+    # Built on the meta device: shapes are checked before any memory is allocated for weights.
+    with torch.device("meta"):
+        model = Neuralizer(ModelConfig.from_dict(metadata["model_config"]))
     expected = model.state_dict()
     problems = [f"missing {k}" for k in expected if k not in tensors]
     problems += [f"unexpected {k}" for k in tensors if k not in expected]
@@ -109,7 +111,12 @@ def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") 
     ]
     if problems:
         raise ValueError(f"{path} does not match its model_config: " + "; ".join(problems[:5]))
-    model.load_state_dict(tensors, strict=True)
+    problems = [f"{k}: dtype {v.dtype}" for k, v in tensors.items() if not v.is_floating_point()]
+    problems += [f"{k}: NaN or Inf values" for k, v in tensors.items() if not v.isfinite().all()]
+    if problems:
+        raise ValueError(f"{path} holds unusable weights: " + "; ".join(problems[:5]))
+    tensors = {k: v.float() for k, v in tensors.items()}
+    model.load_state_dict(tensors, strict=True, assign=True)
     model.provenance = metadata["provenance"]
     model.train_config = metadata["train_config"]
     return model.to(device).eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from pickle import UnpicklingError  # the exception class only: nothing here unpickles
 
 import torch
 from torch import Tensor
@@ -57,17 +58,31 @@ def config_from_released(state_dict: dict[str, Tensor]) -> ModelConfig:
         channels, in_channels = shapes["target_embedding.weight"][:2]
         pair_channels = shapes["context_embedding.module.weight"][1]
         out_channels = shapes["output_block.block.1.weight"][0]
+        stages = 1 + max(int(k.split(".")[1]) for k in shapes if k.startswith("enc_blocks."))
     except KeyError as missing:
         raise ValueError(
             f"not a released Neuralizer state dict: key {missing} is missing"
         ) from None
-    stages = 1 + max(int(k.split(".")[1]) for k in shapes if k.startswith("enc_blocks."))
+    except (ValueError, IndexError) as error:  # a key or shape that is not of this layout
+        raise ValueError(f"not a released Neuralizer state dict ({error})") from None
     if pair_channels != in_channels + out_channels:
         raise ValueError(
             f"context embedding takes {pair_channels} channels, expected "
             f"{in_channels} + {out_channels}: not a Neuralizer layout"
         )
     return ModelConfig(channels, stages, in_channels, out_channels)
+
+
+def _unreadable(path: Path, error: BaseException) -> str:
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"{path} is not a readable PyTorch checkpoint ({detail})"
+
+
+def _unreadable_to_value_error(path: Path, *, weights_only: bool):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as error:  # a damaged file raises anything from EOFError to KeyError
+        raise ValueError(_unreadable(path, error)) from None
 
 
 def load_released_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> dict[str, Tensor]:
@@ -82,18 +97,21 @@ def load_released_checkpoint(path: str | Path, *, trust_pickle: bool = False) ->
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError or RuntimeError for unsafe content
+    except UnpicklingError as error:  # what the weights-only unpickler raises for unsafe content
         if not trust_pickle:
             raise PermissionError(
                 f"{path} cannot be read safely: torch.load(weights_only=True) refused it "
-                f"({error}). "
-                "The file holds Python objects beyond tensors, and unpickling them can run "
-                "arbitrary code. If you trust where it came from, rerun with --trust-pickle."
+                f"({str(error).splitlines()[0]}). "
+                "The file holds Python objects beyond tensors (or is no checkpoint at all), and "
+                "unpickling them can run arbitrary code. If you trust where it came from, rerun "
+                "with --trust-pickle."
             ) from None
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = _unreadable_to_value_error(path, weights_only=False)
+    except Exception as error:  # truncated or damaged archives: EOFError, RuntimeError, ...
+        raise ValueError(_unreadable(path, error)) from None
     state_dict = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state_dict, dict) or not all(
-        isinstance(v, Tensor) for v in state_dict.values()
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in state_dict.items()
     ):
-        raise ValueError(f"{path} holds no state dict of tensors")
+        raise ValueError(f"{path} holds no state dict of named tensors")
     return {k: v for k, v in state_dict.items() if k.startswith("net.")} or state_dict

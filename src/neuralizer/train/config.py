@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from neuralizer.model.network import ModelConfig
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,15 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, saved as given
 
     def __post_init__(self) -> None:
+        self._check_types()
         positive = ("channels", "stages", "batch_size", "micro_batch_size", "min_context")
         positive += ("max_steps", "steps_per_epoch", "val_batches", "checkpoint_every")
+        positive += ("phantom_size", "n_train_subjects", "n_val_subjects")
+        for name in ("seed", "num_workers", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"TrainConfig.{name} must be at least 0, got {getattr(self, name)}"
+                )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(
@@ -66,8 +80,39 @@ class TrainConfig:
             raise ValueError("TrainConfig.batch_size must be a multiple of micro_batch_size")
         if self.data not in ("synth", "phantom"):
             raise ValueError(f"TrainConfig.data must be 'synth' or 'phantom', got {self.data!r}")
-        if self.lr <= 0 or self.patience < 1:
-            raise ValueError("TrainConfig.lr must be positive and patience at least 1")
+        if not 0 < self.lr < math.inf or self.patience < 1 or not 0 < self.voxel_size_mm < 100:
+            raise ValueError(
+                "TrainConfig.lr must be positive and finite, voxel_size_mm in (0, 100) mm and "
+                "patience at least 1"
+            )
+        multiple = ModelConfig(channels=self.channels, stages=self.stages).size_multiple
+        if self.data == "phantom" and self.phantom_size % multiple:
+            raise ValueError(
+                f"TrainConfig.phantom_size must be a multiple of {multiple} ({self.stages} stages)"
+            )
+
+    def _check_types(self) -> None:
+        """JSON gives any type: refuse wrong ones here, with the field's name."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if kind.startswith("tuple"):
+                ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+            elif kind.startswith("dict[str, float]"):
+                ok = value is None or (
+                    isinstance(value, dict)
+                    and all(isinstance(k, str) and _is_number(v) for k, v in value.items())
+                )
+            elif kind.startswith("dict"):
+                ok = isinstance(value, dict)
+            else:
+                ok = {
+                    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+                    "float": _is_number,
+                    "str": lambda v: isinstance(v, str),
+                    "bool": lambda v: isinstance(v, bool),
+                }[kind](value)
+            if not ok:
+                raise ValueError(f"TrainConfig.{f.name} must be of type {kind}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,7 +123,11 @@ class TrainConfig:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown training config field(s) {unknown}; known: {sorted(known)}")
-        tuples = {k: tuple(v) for k, v in values.items() if k.startswith("holdout_")}
+        tuples = {
+            k: tuple(v) if isinstance(v, list | tuple) else v
+            for k, v in values.items()
+            if k.startswith("holdout_")
+        }
         return cls(**{**values, **tuples})
 
     @classmethod
@@ -88,7 +137,7 @@ class TrainConfig:
             raise FileNotFoundError(f"training config not found: {path}")
         try:
             values = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a JSON object of TrainConfig fields")

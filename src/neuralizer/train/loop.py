@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from neuralizer.model.checkpoint import save_checkpoint, write_atomically
+from neuralizer.model.limits import check_memory, estimate_forward_bytes
 from neuralizer.model.network import ModelConfig, Neuralizer
 from neuralizer.tasks.episode import Batch
 from neuralizer.tasks.losses import batch_loss, dice_score, episode_losses, psnr
@@ -91,7 +92,10 @@ def train_step(model, optimizer, batch: Batch, cfg: TrainConfig, device: torch.d
         last = start + cfg.micro_batch_size >= size
         sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last else None
         with sync or contextlib.nullcontext(), _autocast(device):
-            raw = model(batch.target_in[part], batch.context_in[part], batch.context_out[part])
+            # The memory check ran once, up front (train); repeating it per step could stop a
+            # long run midway because other processes use memory for a while.
+            inputs = batch.target_in[part], batch.context_in[part], batch.context_out[part]
+            raw = model(*inputs, max_memory=math.inf)
             loss = batch_loss(raw.float(), batch.target_out[part], batch.segmentation_like[part])
             (loss * (raw.shape[0] / size)).backward()
         total += loss.item() * raw.shape[0] / size
@@ -106,7 +110,8 @@ def validate(model: Neuralizer, batches: list[Batch], ctx: distributed.Context) 
     sums: dict[str, list[float]] = {}
     for index in range(ctx.rank, len(batches), ctx.world_size):
         batch = _to(batches[index], ctx.device)
-        raw = model(batch.target_in, batch.context_in, batch.context_out).float()
+        raw = model(batch.target_in, batch.context_in, batch.context_out, max_memory=math.inf)
+        raw = raw.float()
         losses = episode_losses(raw, batch.target_out, batch.segmentation_like)
         dice = dice_score(raw.clamp(0, 1), batch.target_out).tolist()
         peak = psnr(raw, batch.target_out).clamp(max=60.0).tolist()
@@ -138,11 +143,29 @@ def _append_log(path: Path, record: dict) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+    """Drop log lines written after the checkpoint we resume from (they will be redone).
+
+    A run killed while appending leaves a torn last line: it is dropped with them.
+    """
     if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        kept = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line)
         write_atomically(path, "".join(line + "\n" for line in kept).encode())
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Temporary files of ``write_atomically`` left by a process killed mid-write."""
+    for name in ("state", "latest", "best"):
+        for stale in root.glob(f".{name}.safetensors.*.tmp"):
+            stale.unlink(missing_ok=True)
+    for stale in root.glob(".log.jsonl.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _provenance(cfg: TrainConfig, progress: Progress) -> dict:
@@ -163,8 +186,13 @@ def _save(files: RunFiles, model, optimizer, progress: Progress, cfg: TrainConfi
     save_state(files.state, model, optimizer, progress, cfg.to_dict())
 
 
-def train(cfg: TrainConfig, *, resume: bool = False) -> Progress:
-    """Train (or, with ``resume``, continue) the run in ``cfg.run_dir``; returns its progress."""
+def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = None) -> Progress:
+    """Train (or, with ``resume``, continue) the run in ``cfg.run_dir``; returns its progress.
+
+    Before the first step, the peak memory of a training step (``micro_batch_size`` episodes of
+    ``max_context`` pairs) is estimated and checked against ``max_memory`` bytes (default: the
+    memory available now): ``MemoryLimitError`` (a ValueError) if it does not fit.
+    """
     ctx = distributed.setup()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -182,11 +210,13 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Progress:
             raise ValueError(f"{files.state} was written by a different config; use a new run_dir")
         if ctx.is_main:
             _truncate_log(files.log, progress.step)
+            _remove_stale_temporaries(files.root)
     elif files.state.is_file():
         raise FileExistsError(f"{files.state} exists: pass --resume, or use a new run_dir")
     elif ctx.is_main:
         write_atomically(files.root / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
         files.log.unlink(missing_ok=True)
+        _remove_stale_temporaries(files.root)
     # The last block's context update feeds nothing (its weights exist for the released layout):
     # it never gets a gradient, and DistributedDataParallel must not wait for one.
     for parameter in (model.decoder or model.encoder)[-1].context_combine.parameters():
@@ -197,6 +227,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Progress:
     net = DistributedDataParallel(model) if ctx.world_size > 1 else model
 
     train_sampler, val_batches = build_samplers(cfg)
+    _check_step_memory(cfg, val_batches[0], max_memory)
     batch_index = lambda step: (0 if cfg.fixed_batch else step) * ctx.world_size + ctx.rank  # noqa: E731
     loader = torch.utils.data.DataLoader(
         _Batches(train_sampler, batch_index, progress.step, cfg.max_steps),
@@ -233,6 +264,18 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Progress:
         _append_log(files.log, {"step": progress.step, "event": "end", "rank_spread": spread})
     distributed.teardown()
     return progress
+
+
+def _check_step_memory(cfg: TrainConfig, example: Batch, max_memory: float | None) -> None:
+    height, width = example.target_in.shape[-2:]
+    estimate = estimate_forward_bytes(
+        cfg.channels, 3, 1, cfg.micro_batch_size, cfg.max_context, height, width, path="grad"
+    )
+    what = (
+        f"a training step (micro_batch_size={cfg.micro_batch_size}, max_context="
+        f"{cfg.max_context}, {height}×{width}, channels={cfg.channels})"
+    )
+    check_memory(estimate, max_memory, what)
 
 
 def _end_of_epoch(progress, cfg, model, val_batches, ctx, files, optimizer) -> bool:

@@ -16,13 +16,37 @@ def read_log(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"log not found: {path}")
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    lines = path.read_text(errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
+                if number == len(lines):  # torn by a run killed mid-write, or still being written
+                    break
                 raise ValueError(f"{path}:{number} is not a JSON line") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{number} is not a JSON object")
+            records.append(record)
     return records
+
+
+def _number(value) -> float:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number else np.nan
+
+
+def _series(records: list[dict], key: str, log) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the records holding ``key``; ValueError if either is not a number."""
+    chosen = [r for r in records if key in r]
+    for record in chosen:
+        value = record[key]  # NaN is a number here (a diverged loss is worth plotting)
+        if np.isnan(_number(record.get("step"))) or not isinstance(value, int | float):
+            raise ValueError(f"{log}: a record with {key!r} needs numbers for 'step' and {key!r}")
+    return (
+        np.array([_number(r["step"]) for r in chosen]),
+        np.array([_number(r[key]) for r in chosen]),
+    )
 
 
 def plot_log(log: str | Path, output: str | Path, *, smooth: int = 50) -> None:
@@ -33,9 +57,9 @@ def plot_log(log: str | Path, output: str | Path, *, smooth: int = 50) -> None:
     import matplotlib.pyplot as plt
 
     records = read_log(log)
-    steps = np.array([r["step"] for r in records if "loss" in r])
-    losses = np.array([r["loss"] for r in records if "loss" in r])
+    steps, losses = _series(records, "loss", log)
     validation = [r for r in records if r.get("event") == "validation"]
+    _series(validation, "val_loss", log)
     if not len(steps):
         raise ValueError(f"{log} holds no training steps yet")
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
@@ -51,7 +75,7 @@ def plot_log(log: str | Path, output: str | Path, *, smooth: int = 50) -> None:
     left.legend()
     for ax, metric, unit in ((middle, "dice", "Dice"), (right, "psnr", "PSNR (dB)")):
         for key in sorted({k for r in validation for k in r if k.startswith(metric + "/")}):
-            ax.plot([r["step"] for r in validation], [r.get(key, np.nan) for r in validation],
+            ax.plot([r["step"] for r in validation], [_number(r.get(key)) for r in validation],
                     ".-", lw=0.8, label=key.split("/", 1)[1])  # fmt: skip
         ax.set(xlabel="step", ylabel=unit, title=f"validation {unit}")
         if ax.lines:

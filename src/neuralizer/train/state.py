@@ -67,16 +67,37 @@ def load_state(
         raise ValueError(f"{path} is not a readable training state: {error}") from None
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file")
-    model.load_state_dict(
-        {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
-    )
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim/"):
-            _, index, name = key.split("/")
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict(
-        {"state": state, "param_groups": json.loads(metadata["param_groups"])}
-    )
-    torch.set_rng_state(tensors["rng/torch"])
-    return Progress(**json.loads(metadata["progress"])), json.loads(metadata["config"])
+    weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    _check_shapes(path, model.state_dict(), weights)
+    try:
+        decoded = {k: json.loads(metadata[k]) for k in ("progress", "param_groups", "config")}
+        progress = Progress(**decoded["progress"])
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim/"):
+                _, index, name = key.split("/")
+                state.setdefault(int(index), {})[name] = value
+        rng = tensors["rng/torch"]
+        model.load_state_dict(weights)
+        optimizer.load_state_dict({"state": state, "param_groups": decoded["param_groups"]})
+        torch.set_rng_state(rng)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        # A file that passed the format check but was edited or written by other code.
+        raise ValueError(
+            f"{path} is a damaged training state ({error!r}); use a new run_dir"
+        ) from None
+    if not isinstance(decoded["config"], dict):
+        raise ValueError(f"{path}: its config must be a JSON object")
+    return progress, decoded["config"]
+
+
+def _check_shapes(path: Path, expected: dict, found: dict) -> None:
+    problems = [f"missing {k}" for k in expected if k not in found]
+    problems += [f"unexpected {k}" for k in found if k not in expected]
+    problems += [
+        f"{k}: shape {tuple(found[k].shape)} in file, {tuple(v.shape)} expected"
+        for k, v in expected.items()
+        if k in found and found[k].shape != v.shape
+    ]
+    if problems:
+        raise ValueError(f"{path} does not match this config's model: " + "; ".join(problems[:5]))

@@ -63,6 +63,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         config = EvalConfig.from_file(path)
         computed = run(config, methods=args.methods, tasks=args.tasks)
         print(f"{path}: {len(computed)} new rows in {config.output}")
+        if args.examples:
+            from neuralizer.evaluate.examples import plot_examples
+
+            image = Path(args.examples) / f"{config.name}-examples.png"
+            plot_examples(config, image, args.methods or ())
+            print(f"wrote {image}")
     return 0
 
 
@@ -106,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("config", nargs="+", help="JSON files of EvalConfig fields")
     evaluate.add_argument("--methods", nargs="+", help="only these of the config's methods")
     evaluate.add_argument("--tasks", nargs="+", help="only these of the config's tasks")
+    evaluate.add_argument(
+        "--examples",
+        metavar="FOLDER",
+        help="also save <FOLDER>/<name>-examples.png (one prediction per task and method)",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     from neuralizer.data.cli import add_data_commands

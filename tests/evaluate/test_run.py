@@ -107,3 +107,13 @@ def test_committed_configs_parse():
     for path in ("smoke", "exp1-baselines", "exp1-unseen", "exp2-context", "exp3-protocol"):
         config = EvalConfig.from_file(ROOT / "configs" / "eval" / f"{path}.json")
         assert config.name == path and config.output == f"docs/results/{path}.csv"
+
+
+def test_cli_examples_grid(smoke, tmp_path):
+    config, _, _ = smoke
+    path = tmp_path / "c.json"
+    cfg = dataclasses.replace(config, output=str(tmp_path / "out.csv"), tasks=("denoising",))
+    path.write_text(json.dumps(cfg.to_dict()))
+    argv = ["evaluate", str(path), "--methods", "mean", "--examples", str(tmp_path)]
+    assert main(argv) == 0
+    assert (tmp_path / "smoke-examples.png").stat().st_size > 1000

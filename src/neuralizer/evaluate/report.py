@@ -46,10 +46,12 @@ U-Net training step 3 s): expect less on an idle machine.
    `neuralizer evaluate configs/eval/exp1-baselines.json --methods unet`. Their budgets and
    seconds are in each job's `summary.json`.
 3. Evaluations (about 1 hour in all on 2 cores with the models trained, U-Net training excluded):
-   - `neuralizer evaluate configs/eval/exp1-baselines.json` (atlas: ~1,000 registrations, ~15 min)
-   - `neuralizer evaluate configs/eval/exp1-unseen.json` (~6 min)
-   - `neuralizer evaluate configs/eval/exp2-context.json` (with 4-pass ensembles, ~20 min)
-   - `neuralizer evaluate configs/eval/exp3-protocol.json` (~7 min)
+   - `neuralizer evaluate configs/eval/exp1-baselines.json --examples docs/img`
+     (atlas: ~1,000 registrations, ~15 min)
+   - `neuralizer evaluate configs/eval/exp1-unseen.json --examples docs/img` (~6 min)
+   - `neuralizer evaluate configs/eval/exp2-context.json --examples docs/img`
+     (with 4-pass ensembles, ~20 min)
+   - `neuralizer evaluate configs/eval/exp3-protocol.json --examples docs/img` (~7 min)
 4. This page: `python -m neuralizer.evaluate.report docs/results/*.csv -o docs/results.md
    --figures docs/img`, then commit the CSVs, the page and the figures.
 """
@@ -129,14 +131,21 @@ def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[
     out = [f"## {name}", ""]
     if name.startswith("smoke"):
         out += [SMOKE_NOTE.strip(), ""]
-    out += [f"Command: `neuralizer evaluate configs/eval/{name}.json`", ""]
+    command = (
+        "python -m neuralizer.evaluate.smoke"
+        if name == "smoke"
+        else f"neuralizer evaluate configs/eval/{name}.json --examples docs/img"
+    )
+    out += [f"Command: `{command}` (configuration `configs/eval/{name}.json`)", ""]
     out += score_table(rows) + relative_table(rows)
     out += ["", "Per modality (input modality of the target):", ""]
     out += breakdown_table(rows, "modality")
     if any(r["label"] for r in rows):
         out += ["", "Per segmentation class:", ""] + breakdown_table(rows, "label")
     if figure:
-        out += ["", f"![{name}: score against n]({figure})"]
+        examples = figure.replace("-scores.png", "-examples.png")
+        out += ["", f"![{name}: score against n]({figure})", ""]
+        out += [f"![{name}: one prediction per task and method]({examples})"]
     return out + [""]
 
 

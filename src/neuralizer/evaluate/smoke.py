@@ -2,6 +2,7 @@
 
     python -m neuralizer.evaluate.smoke   # writes runs/smoke/tiny.safetensors, then evaluates
                                           # configs/eval/smoke.json into docs/results/smoke.csv
+                                          # and docs/img/smoke-examples.png
 
 It checks the machinery end to end (the test suite runs the same configuration); its numbers say
 nothing about model quality.
@@ -35,6 +36,9 @@ def main() -> int:
     for path in config.models.values():
         make_tiny_model(path)
     print(f"{len(run(config))} new rows in {config.output}")
+    from neuralizer.evaluate.examples import plot_examples
+
+    plot_examples(config, "docs/img/smoke-examples.png")
     return 0
 
 

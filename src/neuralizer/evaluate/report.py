@@ -56,6 +56,29 @@ U-Net training step 3 s): expect less on an idle machine.
    --figures docs/img`, then commit the CSVs, the page and the figures.
 """
 
+METHODS = """## How the numbers are made
+
+- **Evaluation sets** (`neuralizer.evaluate.sets`): a task instance fixes every episode-level
+  choice (label, modalities, corruption level, slice position), drawn by the episode sampler's
+  evaluation config (no task augmentation, no spatial augmentation; hold-outs: only held-out
+  items). Targets are held-out test subjects; the context of size L is the first L pairs of the
+  instance's pool: other test subjects (experiments 2, 3, unseen) or the training split
+  (experiment 1, so that Neuralizer's context and the U-Net's training set are the same pairs).
+- **mean**: the voxel-wise mean of the L context outputs (for masks, after the 0.5 threshold: a
+  majority vote, ties counted as foreground).
+- **atlas**: each context input registered to the target input with SimpleITK (moments
+  initialisation, rigid then affine, then a 6×6 B-spline; Mattes mutual information, since
+  context and target may be different modalities), its output carried over (nearest neighbour
+  for masks, linear for images), fused like **mean**. A registration ITK refuses falls back to
+  affine, then to the identity.
+- **unet**: a plain 2D U-Net per task instance and training-set size n, fixed budget (steps in
+  the configuration), Neuralizer's losses, no augmentation, no early stopping.
+- **`<model>-ens<K>`**: context bootstrapping, the mean of K passes with L pairs drawn with
+  replacement from the context (SPEC §5, without the affine perturbation).
+- Experiment 3 segments, one at a time, the largest labels of the target slice of atlases that
+  no model was trained on (SPEC §6): every Neuralizer row there is "unseen protocol".
+"""
+
 SMOKE_NOTE = """
 > **Smoke run.** These rows come from a tiny untrained network on geometric phantoms with a
 > handful of targets: they show that the machinery runs end to end, and say nothing about model
@@ -152,6 +175,7 @@ def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[
 def make_page(csvs: list[str], figures: bool = True) -> str:
     """The Markdown page for the rows of ``csvs`` (``figures``: link ``img/<name>-scores.png``)."""
     lines = [HEADER.format(csvs=" ".join(csvs)).strip(), "", RUNNING.strip(), ""]
+    lines += [METHODS.strip(), ""]
     for name, rows in sorted(rows_by_experiment(csvs).items()):
         figure = f"img/{name}-scores.png" if figures else None
         lines += experiment_section(name, rows, figure)

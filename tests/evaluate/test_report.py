@@ -15,5 +15,6 @@ def test_committed_results_page_matches_the_committed_csvs(monkeypatch):
         "docs/results.md is stale: run python -m neuralizer.evaluate.report docs/results/*.csv "
         "-o docs/results.md --figures docs/img"
     )
-    for name in ("smoke",):
-        assert (ROOT / "docs" / "img" / f"{name}-scores.png").is_file()
+    for csv in csvs:  # every linked figure is committed
+        for kind in ("scores", "examples"):
+            assert (ROOT / "docs" / "img" / f"{Path(csv).stem}-{kind}.png").is_file()

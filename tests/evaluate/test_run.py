@@ -104,7 +104,14 @@ def test_config_errors_are_clear(tmp_path):
 
 
 def test_committed_configs_parse():
-    for path in ("smoke", "exp1-baselines", "exp1-unseen", "exp2-context", "exp3-protocol"):
+    for path in (
+        "smoke",
+        "smoke-synth",
+        "exp1-baselines",
+        "exp1-unseen",
+        "exp2-context",
+        "exp3-protocol",
+    ):
         config = EvalConfig.from_file(ROOT / "configs" / "eval" / f"{path}.json")
         assert config.name == path and config.output == f"docs/results/{path}.csv"
 
@@ -117,3 +124,14 @@ def test_cli_examples_grid(smoke, tmp_path):
     argv = ["evaluate", str(path), "--methods", "mean", "--examples", str(tmp_path)]
     assert main(argv) == 0
     assert (tmp_path / "smoke-examples.png").stat().st_size > 1000
+
+
+def test_second_run_on_the_same_file_is_refused_and_duplicates_are_dropped(smoke):
+    from neuralizer.evaluate.results import exclusive
+
+    config, _, _ = smoke
+    with exclusive(config.output), pytest.raises(ValueError, match="another evaluation"):
+        run(config)
+    rows = read_rows(config.output)
+    write_rows(config.output, rows + rows[:3])  # as if two runs had appended the same rows
+    assert read_rows(config.output) == rows

@@ -2,14 +2,19 @@
 
 Rows are appended and flushed to disk as each group finishes, so an interrupted run loses at most
 the group in progress. On reading, a torn last line (a crash mid-write) is dropped and the file
-rewritten atomically; the keys of the complete rows tell a rerun what to skip.
+rewritten atomically; the keys of the complete rows tell a rerun what to skip (a duplicated key
+keeps its first row). A run holds ``<output>.lock`` (:func:`exclusive`) so that two runs never
+append to one file.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from neuralizer.model.checkpoint import write_atomically
@@ -34,13 +39,15 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     rows = list(csv.DictReader(io.StringIO(text)))
     torn = bool(text) and not text.endswith("\n")
     complete = rows[:-1] if torn else rows
-    good = [
-        r
-        for r in complete
-        if None not in r
-        and all(r.get(c) is not None for c in COLUMNS)
-        and all(r[c] != "" for c in (*KEY, "value"))
-    ]
+    unique: dict[tuple[str, ...], dict[str, str]] = {}
+    for r in complete:
+        if (
+            None not in r
+            and all(r.get(c) is not None for c in COLUMNS)
+            and all(r[c] != "" for c in (*KEY, "value"))
+        ):
+            unique.setdefault(row_key(r), r)  # a duplicate (two runs at once) keeps the first
+    good = list(unique.values())
     if torn or len(good) != len(rows):
         write_rows(path, good)
     return good
@@ -53,6 +60,24 @@ def write_rows(path: str | Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_atomically(path, buffer.getvalue().encode())
+
+
+@contextmanager
+def exclusive(path: str | Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` for the duration: a second run on the same results file is refused."""
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(
+                f"another evaluation is writing {path}; wait for it (or stop it) and rerun"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def append_rows(path: str | Path, rows: list[dict]) -> None:

@@ -19,7 +19,7 @@ import torch
 from neuralizer.evaluate.baselines import fuse, mean_baseline, propagate
 from neuralizer.evaluate.config import EvalConfig
 from neuralizer.evaluate.metrics import metric_name, score
-from neuralizer.evaluate.results import append_rows, read_rows, row_key
+from neuralizer.evaluate.results import append_rows, exclusive, read_rows, row_key
 from neuralizer.evaluate.sets import Instance, build_instances
 from neuralizer.evaluate.unet import train_unet
 
@@ -155,10 +155,15 @@ def run(
     if unknown or not set(tasks or config.tasks) <= set(config.tasks):
         raise ValueError(f"choose methods from {config.methods} and tasks from {config.tasks}")
     torch.set_num_threads(config.threads)
+    with exclusive(config.output):
+        return _run_locked(config, methods, tasks or config.tasks, log)
+
+
+def _run_locked(config, methods, tasks, log) -> list[tuple[str, ...]]:
     done = {row_key(r) for r in read_rows(config.output)}
     predictors = make_predictors(config, methods)
     computed: list[tuple[str, ...]] = []
-    for task in tasks or config.tasks:
+    for task in tasks:
         for index in range(config.instances_per_task):
             for inst in build_instances(config, task, index):
                 for method, predict in predictors.items():

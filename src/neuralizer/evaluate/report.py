@@ -31,9 +31,9 @@ RUNNING = """## Running the real experiments
 
 Nothing below has been run yet: the shipped model is still training and the 2-core machine could
 not run the experiments alongside it. Each command resumes where it stopped when rerun. Times are
-estimates from timings measured while a training run shared the two cores (a Neuralizer c=32
-forward pass at 96×96 with B=4, L=32 took 17 s; a B-spline+affine atlas registration 0.8 s; a
-U-Net training step 3 s): expect less on an idle machine.
+estimates from the smoke-synth run below, measured while training shared the two cores: a c=32
+Neuralizer forward pass at 96×96 took 3.4 s (B=2, L=1) to 8.5 s (B=2, L=32), an affine+B-spline
+atlas registration 2.9 s, a U-Net training step (B=8, c=16) 3 s. Expect less on an idle machine.
 
 1. Models. Neuralizer-seen is `training/shipped/best.safetensors` (`neuralizer train
    configs/shipped.json`). Neuralizer-unseen is trained with the same recipe and budget with the
@@ -42,15 +42,16 @@ U-Net training step 3 s): expect less on an idle machine.
 2. Task-specific U-Nets (Baseline-seen): trained on demand by experiment 1, one resumable job per
    task and n ∈ {1, 2, 4, 8, 16, 32, 512} under `runs/unet/exp1-baselines/`, each a fixed budget
    of 300 Adam steps of 8 pairs (c=16, 4 stages, lr 1e-3, no augmentation, no early stopping;
-   about 5–15 CPU minutes each, 28 jobs). To train them ahead of the evaluation:
+   about 5–15 minutes each on 2 cores, 28 jobs: up to 7 hours). To train them ahead:
    `neuralizer evaluate configs/eval/exp1-baselines.json --methods unet`. Their budgets and
    seconds are in each job's `summary.json`.
-3. Evaluations (about 1 hour in all on 2 cores with the models trained, U-Net training excluded):
+3. Evaluations (about 70 min in all at the loaded-machine speed above, U-Net training excluded;
+   the per-row `seconds` column of each CSV records the real cost):
    - `neuralizer evaluate configs/eval/exp1-baselines.json --examples docs/img`
-     (atlas: ~1,000 registrations, ~15 min)
-   - `neuralizer evaluate configs/eval/exp1-unseen.json --examples docs/img` (~6 min)
+     (atlas: 512 registrations, ~30 min)
+   - `neuralizer evaluate configs/eval/exp1-unseen.json --examples docs/img` (~10 min)
    - `neuralizer evaluate configs/eval/exp2-context.json --examples docs/img`
-     (with 4-pass ensembles, ~20 min)
+     (with 4-pass ensembles, ~25 min)
    - `neuralizer evaluate configs/eval/exp3-protocol.json --examples docs/img` (~7 min)
 4. This page: `python -m neuralizer.evaluate.report docs/results/*.csv -o docs/results.md
    --figures docs/img`, then commit the CSVs, the page and the figures.

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="demo-output", help="output folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    from neuralizer.infer.cli import add_predict_command
+
+    add_predict_command(commands)
     return parser
 
 

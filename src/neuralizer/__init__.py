@@ -1,25 +1,27 @@
-"""Neuralizer: one network for many neuroimaging tasks, from a few examples at prediction time."""
+"""Neuralizer: one network for many neuroimaging tasks, from a few examples at prediction time.
+
+Names are imported on first use (PEP 562), so that ``neuralizer`` commands can check a user's
+files and fail within a second, before torch is imported.
+"""
 
 __version__ = "0.1.0"
 
-from neuralizer.model import ModelConfig, Neuralizer, load  # noqa: E402
+_LAZY = {
+    "ModelConfig": "neuralizer.model",
+    "Neuralizer": "neuralizer.model",
+    "load": "neuralizer.model",
+    "PredictResult": "neuralizer.infer",
+    "predict": "neuralizer.infer",
+    "predict_volume": "neuralizer.infer",
+}
 
 
 def __getattr__(name: str):
-    """``neuralizer.predict``/``predict_volume``/``PredictResult``, imported on first use."""
-    if name in ("predict", "predict_volume", "PredictResult"):
-        import neuralizer.infer as infer
+    if name in _LAZY:
+        import importlib
 
-        return getattr(infer, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'neuralizer' has no attribute {name!r}")
 
 
-__all__ = [
-    "ModelConfig",
-    "Neuralizer",
-    "PredictResult",
-    "load",
-    "predict",
-    "predict_volume",
-    "__version__",
-]
+__all__ = [*_LAZY, "__version__"]

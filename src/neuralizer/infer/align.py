@@ -17,43 +17,6 @@ import numpy as np
 from neuralizer.data.space import Grid, resample_to_grid
 from neuralizer.infer.io import Loaded
 
-ALIGN_MODES = ("auto", "affine", "none")
-
-
-def _same_grid(a: Loaded, b: Loaded) -> bool:
-    return a.spatial_shape == b.spatial_shape and np.allclose(
-        a.image.affine, b.image.affine, atol=1e-3
-    )
-
-
-def choose_alignment(align: str, target: Loaded, context_in: list[Loaded]) -> str:
-    """ "none" or "affine" for ``align`` ("auto" decides from the grids); checks SimpleITK."""
-    if align == "auto":
-        align = "none" if all(_same_grid(c, target) for c in context_in) else "affine"
-    if align == "affine":
-        try:
-            import SimpleITK  # noqa: F401
-        except ImportError:
-            raise ValueError(
-                "affine alignment needs SimpleITK: pip install 'neuralizer[data]', or give "
-                "context already aligned to the target and --align none"
-            ) from None
-    return align
-
-
-def world_overlap(moving: Loaded, target: Loaded) -> float:
-    """Fraction of the target's (sampled) non-background voxels inside ``moving``'s view."""
-    data = target.data[0]
-    step = max(1, min(data.shape) // 24)
-    index = np.argwhere(data[::step, ::step, ::step] != data.min()) * step
-    if index.size == 0:
-        return 0.0
-    world = index @ target.image.affine[:3, :3].T + target.image.affine[:3, 3]
-    inverse = np.linalg.inv(moving.image.affine)
-    voxel = world @ inverse[:3, :3].T + inverse[:3, 3]
-    inside = ((voxel > -0.5) & (voxel < np.asarray(moving.spatial_shape) - 0.5)).all(axis=1)
-    return float(inside.mean())
-
 
 def _rescaled(channels: np.ndarray) -> np.ndarray:
     from neuralizer.infer.api import rescale_channels

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuralizer.infer.checks import channels_2d
 from neuralizer.infer.ensemble import EnsembleConfig, run_ensemble
 from neuralizer.infer.outputs import OutputPlan, intensity_range, is_blank, plan_outputs, rescale
 from neuralizer.model.network import Neuralizer
@@ -71,51 +72,6 @@ def model_geometry(model: Neuralizer) -> tuple[float, tuple[int, int]]:
     voxel = float(provenance.get("voxel_size_mm", DEFAULT_VOXEL_SIZE_MM))
     size = tuple(int(s) for s in provenance.get("image_size", DEFAULT_IMAGE_SIZE))
     return voxel, size  # type: ignore[return-value]
-
-
-def _as_array(value: Any, name: str) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    try:
-        array = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be a numeric array or tensor ({error})") from None
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or Inf values; replace them (e.g. by 0) first")
-    return array
-
-
-def check_context(n_in: int, n_out: int) -> None:
-    if n_in == 0 or n_out == 0:
-        raise ValueError("the context is empty: give at least one input/output pair")
-    if n_in != n_out:
-        raise ValueError(
-            f"{n_in} context inputs but {n_out} context outputs: give one output per input"
-        )
-
-
-def _channels_2d(target_in: Any, context_in: Any, context_out: Any):
-    """target C×H×W, context_in L×C×H×W, context_out L×1×H×W as float32 arrays, checked."""
-    target = _as_array(target_in, "target_in")
-    target = target[None] if target.ndim == 2 else target
-    if target.ndim != 3 or not 1 <= target.shape[0] <= 3:
-        raise ValueError(f"target_in must be H×W or C×H×W with C ≤ 3, got {target.shape}")
-    c_in = [_as_array(c, "context_in") for c in context_in]
-    c_out = [_as_array(c, "context_out") for c in context_out]
-    check_context(len(c_in), len(c_out))
-    c_in = [c[None] if c.ndim == 2 else c for c in c_in]
-    c_out = [c[None] if c.ndim == 2 else c for c in c_out]
-    for i, (a, b) in enumerate(zip(c_in, c_out, strict=True)):
-        if a.shape != target.shape:
-            raise ValueError(
-                f"context_in[{i}] has shape {a.shape} but target_in {target.shape}: 2D images "
-                "cannot be aligned, give them on the same grid"
-            )
-        if b.shape != (1, *target.shape[1:]):
-            raise ValueError(f"context_out[{i}] has shape {b.shape}; expected {target.shape[1:]}")
-    if is_blank(target):
-        raise ValueError("target_in is blank (constant): there is nothing to predict from")
-    return target, np.stack(c_in), np.stack(c_out)
 
 
 def rescale_channels(image: np.ndarray) -> np.ndarray:
@@ -222,7 +178,7 @@ def predict(
     Returns:
         :class:`PredictResult` with H×W ``prediction`` (and ``uncertainty`` when ensemble > 1).
     """
-    target, c_in, c_out = _channels_2d(target_in, context_in, context_out)
+    target, c_in, c_out = channels_2d(target_in, context_in, context_out)
     plan = plan_outputs(task, labels, list(c_out))
     EnsembleConfig(passes=ensemble)
     if spacing is not None and not spacing > 0:

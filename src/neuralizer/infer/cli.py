@@ -105,7 +105,7 @@ def load_context(args: argparse.Namespace) -> Context:
         return Context(c_in, c_out, True, align)
     c_in = [read_input(p) for p in expand(args.context_in)]
     c_out = [read_input(p) for p in expand(args.context_out)]
-    from neuralizer.infer.api import check_context
+    from neuralizer.infer.checks import check_context
 
     check_context(len(c_in), len(c_out))
     kinds = {c.image is not None for c in c_in + c_out}
@@ -114,15 +114,30 @@ def load_context(args: argparse.Namespace) -> Context:
     return Context(c_in, c_out, kinds.pop(), args.align)
 
 
-def predict_file(args: argparse.Namespace, target: Loaded, context: Context, model, progress: bool):
-    """The :class:`PredictResult` for one loaded target."""
-    import neuralizer.infer as infer
+def precheck(args: argparse.Namespace, target: Loaded, context: Context) -> None:
+    """Every check of the user's data, without torch (so bad input fails within a second)."""
+    from neuralizer.infer.checks import channels_2d, choose_alignment, validate_volumes
+    from neuralizer.infer.outputs import plan_outputs
 
     if (target.image is not None) != context.volumetric:
         raise ValueError(
             f"{target.name} is {'a volume' if target.image is not None else '2D'} but the context "
             f"is {'volumes' if context.volumetric else '2D'}; give the same kind"
         )
+    c_in, c_out = context.context_in, context.context_out
+    if context.volumetric:
+        validate_volumes(target, c_in, c_out, context.align)
+        choose_alignment(context.align, target, c_in)
+    else:
+        channels_2d(target.data, [c.data for c in c_in], [c.data for c in c_out])
+    plan_outputs(args.task, _labels(args.labels), [c.data for c in c_out])
+
+
+def predict_file(args: argparse.Namespace, target: Loaded, context: Context, model, progress: bool):
+    """The :class:`PredictResult` for one loaded target (checked first, then predicted)."""
+    precheck(args, target, context)
+    import neuralizer.infer as infer
+
     common = dict(
         model=model, task=args.task, labels=_labels(args.labels), ensemble=args.ensemble,
         seed=args.seed, device=args.device,

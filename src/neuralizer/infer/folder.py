@@ -65,7 +65,8 @@ def run_folder(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from neuralizer.infer.api import resolve_model
-    from neuralizer.infer.cli import load_context, predict_file, write_result
+    from neuralizer.infer.cli import _labels, load_context, predict_file, write_result
+    from neuralizer.infer.outputs import plan_outputs
 
     in_dir, out_dir = Path(args.input), Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
@@ -75,6 +76,7 @@ def run_folder(args: argparse.Namespace) -> int:
     targets = folder_targets(in_dir)
     extras = _extra_folders(args, in_dir)
     context = load_context(args)
+    plan_outputs(args.task, _labels(args.labels), [c.data for c in context.context_out])
     model = resolve_model(args.model, args.device)  # context checked, targets listed
     out_dir.mkdir(parents=True, exist_ok=True)
     failed: list[tuple[str, str]] = []

@@ -15,8 +15,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from neuralizer.model.checkpoint import write_atomically
-
 NIFTI = (".nii", ".nii.gz")
 SUFFIXES = (*NIFTI, ".npy", ".png")
 MAX_CHANNELS = 3
@@ -176,4 +174,6 @@ def check_output_path(path: str | Path) -> None:
 
 def write_output(path: str | Path, data: np.ndarray | nib.Nifti1Image) -> None:
     """Write ``data`` atomically (temporary file, then rename) in ``path``'s format."""
+    from neuralizer.model.checkpoint import write_atomically
+
     write_atomically(path, encode(path, data))

@@ -20,53 +20,22 @@ import numpy as np
 import torch
 
 from neuralizer.data.space import Grid, resample_to_grid
-from neuralizer.infer.align import ALIGN_MODES, align_context, choose_alignment, world_overlap
+from neuralizer.infer.align import align_context
 from neuralizer.infer.api import (
     PredictResult,
-    check_context,
     model_geometry,
     predict_maps,
     rescale_channels,
     resolve_model,
 )
+from neuralizer.infer.checks import as_loaded, choose_alignment, validate_volumes
 from neuralizer.infer.ensemble import EnsembleConfig
-from neuralizer.infer.io import Loaded, nifti_like, read_input
-from neuralizer.infer.outputs import is_blank, plan_outputs
+from neuralizer.infer.io import Loaded, nifti_like
+from neuralizer.infer.outputs import plan_outputs
 from neuralizer.model.network import Neuralizer
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 _MIN_OVERLAP = 0.2
-
-
-def as_loaded(value: Any, name: str) -> Loaded:
-    """A :class:`Loaded` volume from a path (``+`` joins channels) or a nibabel image."""
-    if isinstance(value, Loaded):
-        return value
-    if isinstance(value, (str, Path)):
-        loaded = read_input(value)
-    elif isinstance(value, nib.spatialimages.SpatialImage):
-        data = np.asarray(value.dataobj, dtype=np.float32)
-        if not np.isfinite(data).all():
-            raise ValueError(f"{name} contains NaN or Inf values; replace them (e.g. by 0) first")
-        if data.ndim == 4 and data.shape[3] <= 3:
-            data = np.moveaxis(data, 3, 0)
-        elif data.ndim == 3:
-            data = data[None]
-        else:
-            raise ValueError(
-                f"{name}: expected a 3D image (or 4D with ≤ 3 volumes), got {data.shape}"
-            )
-        image = (
-            value if isinstance(value, nib.Nifti1Image) else nib.Nifti1Image(data[0], value.affine)
-        )
-        loaded = Loaded(name, data, image)
-    else:
-        raise ValueError(
-            f"{name} must be a NIfTI path or a nibabel image, got {type(value).__name__}"
-        )
-    if loaded.image is None:
-        raise ValueError(f"{loaded.name} is a 2D file; predict_volume needs NIfTI volumes")
-    return loaded
 
 
 def to_slices(volume: np.ndarray, axis: int) -> np.ndarray:
@@ -114,36 +83,6 @@ def resample_channels(loaded: Loaded, grid: Grid, order: int = 1) -> np.ndarray:
     return np.stack(
         [resample_to_grid(c, loaded.image.affine, grid, order=order) for c in loaded.data]
     ).astype(np.float32)
-
-
-def validate_volumes(
-    target: Loaded, context_in: list[Loaded], context_out: list[Loaded], align: str
-) -> None:
-    """Every check that needs no model: shapes, channels, blank target, alignability."""
-    check_context(len(context_in), len(context_out))
-    if align not in ALIGN_MODES:
-        raise ValueError(f"unknown align {align!r}; choose one of {ALIGN_MODES}")
-    if is_blank(target.data):
-        raise ValueError(f"{target.name} is blank (constant): there is nothing to predict from")
-    for i, (a, b) in enumerate(zip(context_in, context_out, strict=True)):
-        if a.data.shape[0] != target.data.shape[0]:
-            raise ValueError(
-                f"{a.name} has {a.data.shape[0]} channel(s), the target {target.data.shape[0]}"
-            )
-        if b.data.shape[0] != 1:
-            raise ValueError(f"{b.name}: a context output must have one channel")
-        if a.spatial_shape != b.spatial_shape or not np.allclose(
-            a.image.affine, b.image.affine, atol=1e-3
-        ):
-            raise ValueError(
-                f"context pair {i + 1}: {a.name} {a.spatial_shape} and {b.name} "
-                f"{b.spatial_shape} are not on the same grid, so they cannot be aligned"
-            )
-        if align == "none" and world_overlap(a, target) < _MIN_OVERLAP:
-            raise ValueError(
-                f"{a.name} does not overlap the target in world coordinates, so it cannot be used "
-                "unaligned; use --align affine"
-            )
 
 
 def predict_volume(

@@ -53,8 +53,14 @@ def phantom_volume(shape=(24, 28, 24), seed: int = 0) -> tuple[np.ndarray, np.nd
     ramp = 0.5 + 0.3 * idx[0] / shape[0] + 0.15 * idx[1] / shape[1] + 0.05 * idx[2] / shape[2]
     image = np.where(inside, ramp + 0.02 * rng.standard_normal(shape), 0).astype(np.float32)
     labels = np.zeros(shape, np.int16)
-    labels[6:11, 8:14, 9:14] = 3
-    labels[14:19, 12:19, 8:13] = 7
+
+    def box(fractions):
+        return tuple(
+            slice(round(a * n), round(b * n)) for (a, b), n in zip(fractions, shape, strict=True)
+        )
+
+    labels[box(((6 / 24, 11 / 24), (8 / 28, 14 / 28), (9 / 24, 14 / 24)))] = 3
+    labels[box(((14 / 24, 19 / 24), (12 / 28, 19 / 28), (8 / 24, 13 / 24)))] = 7
     labels[~inside] = 0
     image[labels == 3] *= 0.6
     image[labels == 7] *= 1.3

@@ -138,9 +138,9 @@ def test_seed_reproducibility_and_ensembles():
     target = nib.Nifti1Image(image, ras_affine())
     c_in, c_mask, _ = _context(3)
     model = tiny_model()
-    one = neuralizer.predict_volume(target, c_in, c_mask, model=model)
+    one = neuralizer.predict_volume(target, c_in, c_mask, model=model, batch_size=64)
     assert one.uncertainty is None
-    kw = dict(model=model, ensemble=3, task="image")
+    kw = dict(model=model, ensemble=3, task="image", batch_size=64)
     c_img = c_in[::-1]
     a = neuralizer.predict_volume(target, c_in, c_img, seed=5, **kw)
     b = neuralizer.predict_volume(target, c_in, c_img, seed=5, **kw)

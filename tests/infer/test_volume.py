@@ -44,16 +44,24 @@ def test_slices_round_trip_and_follow_the_training_convention():
     assert np.array_equal(coronal[2], volume[:, 2, :].T[::-1])  # data.subjects._slice
 
 
-@pytest.mark.parametrize("codes", ["RAS", "LPI", "LIA", "PSR"])
-def test_orientation_round_trip(codes):
+@pytest.fixture(scope="module")
+def ras_reference():
+    """The RAS scan, its context and the result every orientation must reproduce."""
     image, _ = phantom_volume(seed=0)
     ras = nib.Nifti1Image(image, ras_affine())
-    target = reorient(ras, codes)
-    assert "".join(nib.aff2axcodes(target.affine)) == codes
     c_in, c_mask, _ = _context()
     model = tiny_model()
-    result = neuralizer.predict_volume(target, c_in, c_mask, model=model, align="none")
-    reference = neuralizer.predict_volume(ras, c_in, c_mask, model=model, align="none")
+    run = dict(model=model, align="none", batch_size=64)
+    reference = neuralizer.predict_volume(ras, c_in, c_mask, **run)
+    return ras, c_in, c_mask, run, reference
+
+
+@pytest.mark.parametrize("codes", ["LPI", "LIA", "PSR"])
+def test_orientation_round_trip(codes, ras_reference):
+    ras, c_in, c_mask, run, reference = ras_reference
+    target = reorient(ras, codes)
+    assert "".join(nib.aff2axcodes(target.affine)) == codes
+    result = neuralizer.predict_volume(target, c_in, c_mask, **run)
     out = result.prediction
     assert out.shape == target.shape
     assert np.array_equal(out.affine, target.affine)
@@ -89,7 +97,8 @@ def test_header_hygiene():
     target.header["descrip"] = b"my scan"
     target = nib.Nifti1Image.from_bytes(target.to_bytes())
     c_in, c_mask, _ = _context()
-    result = neuralizer.predict_volume(target, c_in, c_mask, model=tiny_model())
+    result = neuralizer.predict_volume(target, c_in, c_mask, model=tiny_model(), batch_size=64)
+    assert result.uncertainty is None
     out = nib.Nifti1Image.from_bytes(result.prediction.to_bytes())
     assert int(out.header["qform_code"]) == 1 and int(out.header["sform_code"]) == 4
     assert np.allclose(out.get_qform(), target.get_qform())
@@ -136,11 +145,8 @@ def test_labels_keep_their_values_and_type():
 def test_seed_reproducibility_and_ensembles():
     image, _ = phantom_volume(seed=0)
     target = nib.Nifti1Image(image, ras_affine())
-    c_in, c_mask, _ = _context(3)
-    model = tiny_model()
-    one = neuralizer.predict_volume(target, c_in, c_mask, model=model, batch_size=64)
-    assert one.uncertainty is None
-    kw = dict(model=model, ensemble=3, task="image", batch_size=64)
+    c_in, _, _ = _context(3)
+    kw = dict(model=tiny_model(), ensemble=3, task="image", batch_size=64)
     c_img = c_in[::-1]
     a = neuralizer.predict_volume(target, c_in, c_img, seed=5, **kw)
     b = neuralizer.predict_volume(target, c_in, c_img, seed=5, **kw)

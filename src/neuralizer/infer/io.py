@@ -80,15 +80,11 @@ def _read_2d(path: Path) -> np.ndarray:
             from PIL import Image
 
             with Image.open(path) as picture:
-                data = np.asarray(
-                    picture.convert("RGB" if picture.mode != "L" else "L"), np.float32
-                )
+                if picture.mode not in ("L", "I", "I;16", "F"):  # keep 16-bit and float greys
+                    picture = picture.convert("RGB")
+                data = np.asarray(picture, np.float32)
             data = data[None] if data.ndim == 2 else np.moveaxis(data, 2, 0)
-            if (
-                data.shape[0] == 3
-                and np.array_equal(data[0], data[1])
-                and np.array_equal(data[0], data[2])
-            ):
+            if data.shape[0] == 3 and (data[0] == data[1]).all() and (data[0] == data[2]).all():
                 data = data[:1]  # a grey picture saved as RGB is one channel
     except Exception as error:
         raise ValueError(f"{path} is not a readable {suffix(path)} file ({error})") from None

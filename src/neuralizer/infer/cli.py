@@ -36,7 +36,9 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
         "--context-out", nargs="+", default=[], metavar="FILE", help="example outputs, same order"
     )
     p.add_argument(
-        "--preset", help="built-in examples instead of --context-in/out (see --list-presets)"
+        "--preset",
+        help="built-in examples instead of --context-in/out: skullstrip, white-matter, "
+        "grey-matter, hippocampus, thalamus, denoise",
     )
     p.add_argument("--n-context", type=int, default=4, help="context pairs a preset supplies")
     p.add_argument(

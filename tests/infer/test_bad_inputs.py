@@ -61,6 +61,8 @@ CASES = [
     ("label not present", "img0", ["img1"], ["lab1"], ["--labels", "99"], "occur in no context"),
     ("bad output type", "img0", ["img1"], ["mask1"], ["-o", "out.tiff"], "unsupported output"),
     ("bad ensemble", "img0", ["img1"], ["mask1"], ["--ensemble", "0"], "--ensemble"),
+    ("unknown preset", "img0", [], [], ["--preset", "nonsense"], "unknown preset"),
+    ("preset and context", "img0", ["img1"], ["mask1"], ["--preset", "skullstrip"], "not both"),
 ]  # fmt: skip
 
 
@@ -136,3 +138,13 @@ def test_output_names_cannot_escape_the_folder(tmp_path):
 
     assert inside(tmp_path, "../../etc/passwd").parent == tmp_path.resolve()
     assert inside(tmp_path, "a.nii.gz") == (tmp_path / "a.nii.gz").resolve()
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--context-in", "--context-out", "--uncertainty", "--ensemble", "--task",
+                   "--labels", "--align", "--model", "--device", "--threads", "--seed",
+                   "--preset", "--qc", "--spacing"):  # fmt: skip
+        assert option in text

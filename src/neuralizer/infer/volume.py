@@ -62,7 +62,7 @@ def working_grid(
     target: Loaded, voxel_size_mm: float, image_size: tuple[int, int], axis: int
 ) -> Grid:
     """RAS grid at ``voxel_size_mm``: ``image_size`` in-plane around the foreground's centre of
-    mass, the foreground's extent (plus two voxels) along ``axis``."""
+    mass, the foreground's extent (plus a few voxels of margin) along ``axis``."""
     mask = foreground(target.data[0])
     index = np.argwhere(mask).astype(np.float64)
     world = index @ target.image.affine[:3, :3].T + target.image.affine[:3, 3]
@@ -139,13 +139,7 @@ def predict_volume(
     maps, spread = _predict_on_grid(net, plan, target_work, pairs, AXES[axis], ensemble, seed,
                                     batch_size, progress)  # fmt: skip
     reference = target_l.image
-    out_grid = Grid(shape=target_l.spatial_shape, affine=reference.affine)  # type: ignore[arg-type]
-    back = np.stack([resample_to_grid(m, grid.affine, out_grid, order=1) for m in maps])
-    back_spread = None
-    if spread is not None:
-        back_spread = np.stack(
-            [resample_to_grid(s, grid.affine, out_grid, order=1) for s in spread]
-        )
+    back, back_spread = (_to_target(m, grid, target_l) for m in (maps, spread))
     result, uncertainty, probabilities = plan.finish(np.clip(back, 0, 1), back_spread)
     steps.append(f"resampled back onto the target grid {target_l.spatial_shape}")
     steps.append(f"{plan.kind}: {len(c_in)} context pairs, ensemble {ensemble}")
@@ -153,6 +147,14 @@ def predict_volume(
         nifti_like(result, reference), _nifti_or_none(uncertainty, reference),
         _nifti_or_none(probabilities, reference), plan.kind, plan.label_values, tuple(steps),
     )  # fmt: skip
+
+
+def _to_target(maps: np.ndarray | None, grid: Grid, target: Loaded) -> np.ndarray | None:
+    """M×… maps on the working ``grid`` resampled (trilinear) onto the target's own grid."""
+    if maps is None:
+        return None
+    out_grid = Grid(shape=target.spatial_shape, affine=target.image.affine)  # type: ignore[arg-type]
+    return np.stack([resample_to_grid(m, grid.affine, out_grid, order=1) for m in maps])
 
 
 def _nifti_or_none(data: np.ndarray | None, reference: nib.Nifti1Image) -> nib.Nifti1Image | None:

@@ -61,6 +61,8 @@ CASES = [
     ("label not present", "img0", ["img1"], ["lab1"], ["--labels", "99"], "occur in no context"),
     ("bad output type", "img0", ["img1"], ["mask1"], ["-o", "out.tiff"], "unsupported output"),
     ("bad ensemble", "img0", ["img1"], ["mask1"], ["--ensemble", "0"], "--ensemble"),
+    ("uncertainty of one pass", "img0", ["img1"], ["mask1"], ["--uncertainty", "u.nii.gz"],
+     "--ensemble K"),
     ("unknown preset", "img0", [], [], ["--preset", "nonsense"], "unknown preset"),
     ("preset and context", "img0", ["img1"], ["mask1"], ["--preset", "skullstrip"], "not both"),
 ]  # fmt: skip

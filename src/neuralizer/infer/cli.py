@@ -165,7 +165,7 @@ def write_result(result, target: Loaded, output: Path, extras: dict[str, Path | 
         if path is not None and data is not None:
             write_output(path, data)
         elif path is not None:
-            print(f"note: no {key} to write ({result.task}, see --help)", file=sys.stderr)
+            print(f"note: a {result.task} task has no {key}; {path} not written", file=sys.stderr)
     if extras.get("qc") is not None:
         from neuralizer.infer.qc import save_qc
 
@@ -175,6 +175,8 @@ def write_result(result, target: Loaded, output: Path, extras: dict[str, Path | 
 def _check_common(args: argparse.Namespace) -> None:
     if args.ensemble < 1:
         raise ValueError(f"--ensemble must be at least 1, got {args.ensemble}")
+    if args.uncertainty and args.ensemble < 2:
+        raise ValueError("--uncertainty is the spread across passes: it needs --ensemble K ≥ 2")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     if args.spacing is not None and not args.spacing > 0:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError)
 
 
 def _convert_released(args: argparse.Namespace) -> int:
@@ -26,6 +26,28 @@ def _demo(args: argparse.Namespace) -> int:
     from neuralizer.demo import run_demo
 
     run_demo(Path(args.output), seed=args.seed)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from neuralizer.train import TrainConfig, train
+
+    config = TrainConfig.from_file(args.config)
+    if args.run_dir:
+        config = TrainConfig.from_dict({**config.to_dict(), "run_dir": args.run_dir})
+    progress = train(config, resume=args.resume)
+    print(
+        f"stopped at step {progress.step}; best validation loss {progress.best_val:.4f} "
+        f"at step {progress.best_step}; files in {config.run_dir}"
+    )
+    return 0
+
+
+def _plot_log(args: argparse.Namespace) -> int:
+    from neuralizer.train.plot import plot_log
+
+    plot_log(args.log, args.output)
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -50,6 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="demo-output", help="output folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    train = commands.add_parser("train", help="train a model (also under torchrun)")
+    train.add_argument("config", help="JSON file of TrainConfig fields")
+    train.add_argument("--resume", action="store_true", help="continue the run in run_dir")
+    train.add_argument("--run-dir", help="override the config's run_dir")
+    train.set_defaults(func=_train)
+
+    plot = commands.add_parser("plot-log", help="plot loss and validation curves of a run")
+    plot.add_argument("log", help="the run's log.jsonl")
+    plot.add_argument("-o", "--output", required=True, help="output PNG")
+    plot.set_defaults(func=_plot_log)
+
+    from neuralizer.data.cli import add_data_commands
+    from neuralizer.tasks.cli import add_task_commands
+
+    add_task_commands(add_data_commands(commands))
 
     from neuralizer.infer.cli import add_predict_command
 

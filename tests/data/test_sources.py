@@ -14,8 +14,8 @@ CONFIG = SynthConfig(voxel_size_mm=4.0)
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
+def cache_dir(shared_cache):
+    return shared_cache
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
 
 from neuralizer.data.subject import ContrastProfile
+from neuralizer.tasks.augmentations import AUGMENTATION_NAMES
 from neuralizer.tasks.episode import Batch
 from neuralizer.tasks.sampler import (
     DEFAULT_TASK_WEIGHTS,
@@ -45,6 +47,13 @@ def test_batch_shapes(source):
     assert batch.context_out.shape == (b, n, 1, 64, 64)
     assert batch.target_in.dtype == torch.float32 and batch.segmentation_like.dtype == torch.bool
     assert len(batch.tasks) == len(batch.records) == b
+
+
+def test_space_finds_real_images(source):
+    space = EpisodeSampler(source, SMALL).space
+    assert space.real_t1 == ("t1_brain",)
+    assert space.real_heads == (("head", "head_brain"),)
+    assert space.image_shape == (64, 64)
 
 
 def test_same_seed_same_batches(source):
@@ -152,5 +161,24 @@ def test_config_errors(source):
         SamplerConfig(task_weights={"segmentaton": 1.0})
     with pytest.raises(ValueError, match="no task left"):
         EpisodeSampler(source, SamplerConfig(holdout=HoldOut(tasks=tuple(DEFAULT_TASK_WEIGHTS))))
+    with pytest.raises(ValueError, match="augmentations"):
+        SamplerConfig(augmentation_probabilities={"sobel": 1.0})
     with pytest.raises(ValueError, match="context"):
         SamplerConfig(min_context=0)
+
+
+def test_records_are_json_able(source):
+    config = dataclasses.replace(
+        SMALL, augmentation_probabilities=dict.fromkeys(AUGMENTATION_NAMES, 1.0)
+    )
+    for record in EpisodeSampler(source, config).batch(0).records:
+        text = json.dumps(dataclasses.asdict(record))
+        assert json.loads(text)["task"] == record.task
+
+
+def test_config_json_round_trip():
+    config = SamplerConfig(
+        max_context=4, holdout=HoldOut(modalities=("flair",)), position_range=(0.2, 0.8)
+    ).evaluation(holdout=True)
+    again = SamplerConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config

@@ -27,6 +27,8 @@ def test_flip_mirrors_columns(subject):
     assert np.array_equal(flipped.tissue, subject.tissue[:, ::-1])
     assert np.array_equal(flipped.labels["phantom"], subject.labels["phantom"][:, ::-1])
     assert np.array_equal(flipped.brain_mask, subject.brain_mask[:, ::-1])
+    assert np.array_equal(flipped.masks["head_brain"], subject.masks["head_brain"][:, ::-1])
+    assert np.array_equal(flipped.images["head"], subject.images["head"][:, ::-1])
 
 
 def test_translation_moves_everything_together(subject):
@@ -61,3 +63,34 @@ def test_random_transform_keeps_labels_consistent(subject, space, rng):
     _, y = task.apply(moved, task.sample(rng))
     assert np.array_equal(y[0], moved.brain_mask.astype(np.float32))
     assert not np.array_equal(moved.brain_mask, subject.brain_mask)
+
+
+def test_upsample_coarse_equals_cubic_zoom(rng):
+    from scipy import ndimage
+
+    from neuralizer.tasks.fields import upsample_coarse
+
+    for grid, shape in (((5, 5), (64, 64)), ((4, 3), (50, 37))):
+        coarse = rng.normal(size=grid)
+        zoom = [n / g for n, g in zip(shape, grid, strict=True)]
+        ref = ndimage.zoom(coarse, zoom, order=3, mode="nearest", grid_mode=True)
+        np.testing.assert_allclose(
+            upsample_coarse(coarse, shape), ref[: shape[0], : shape[1]], atol=1e-10
+        )
+
+
+def test_warper_matches_scipy_inside_the_image(rng):
+    from scipy import ndimage
+
+    from neuralizer.tasks.spatial import Warper
+
+    image = rng.uniform(size=(20, 30))
+    labels = rng.integers(0, 5, size=(20, 30)).astype(np.int16)
+    coords = np.stack([rng.uniform(0, 19, (20, 30)), rng.uniform(0, 29, (20, 30))])
+    warper = Warper(coords, (20, 30))
+    np.testing.assert_allclose(warper(image), ndimage.map_coordinates(image, coords, order=1))
+    near = warper(labels)
+    assert near.dtype == np.int16
+    assert np.array_equal(near, ndimage.map_coordinates(labels, coords, order=0))
+    outside = Warper(coords + 100, (20, 30))
+    assert not outside(image).any() and not outside(labels).any()

@@ -195,3 +195,45 @@ def test_inpainting_definition(space, subject, rng):
         assert np.array_equal(x[0][~mask], y[0][~mask])  # and the image outside it
         assert np.array_equal(y[0], render_clean(subject, p.profile, p.seed))  # output = clean
         assert not x[2].any()
+
+
+def test_kspace_conventions():
+    image = np.full((6, 8), 2.0)
+    k = kspace(image)
+    assert k[0, 0] == pytest.approx(2.0 * np.sqrt(48)) and np.abs(k).sum() == pytest.approx(
+        abs(k[0, 0])
+    )  # a constant image has only the DC term
+    np.testing.assert_allclose(image_from_kspace(k).real, image)
+    mask = line_mask((4, 6), 0, [1])
+    assert mask[1].all() and mask.sum() == 6  # axis 0: a line is a row
+    mask = line_mask((4, 6), 1, [0, 5])
+    assert mask[:, [0, 5]].all() and mask.sum() == 8  # axis 1: a line is a column
+    assert list(centre_lines(8, 3)) == [0, 1, 7]  # frequencies 0, +1, -1
+
+
+def test_motion_segments_layout():
+    # unshifted line i sits at fftshift position (i + n/2) % n; segments split that order
+    assert list(segment_of_lines(8, 2, "sequential")) == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert list(segment_of_lines(8, 2, "interleaved")) == [0, 1, 0, 1, 0, 1, 0, 1]
+    assert sorted(np.bincount(segment_of_lines(64, 3, "sequential"))) == [21, 21, 22]
+
+
+def test_real_images_used_directly(space, subject, rng):
+    space = dataclasses.replace(space, real_t1=("t1_brain",), real_heads=(("head", "head_brain"),))
+    draws = [space.input_source(np.random.default_rng(s)) for s in range(200)]
+    assert all(real in ("", "t1_brain") for _, real in draws)
+    assert all(profile.name == "t1" for profile, real in draws if real)
+    assert 0 < sum(bool(real) for _, real in draws) < 100
+
+    seg = BinarySegmentation(space)
+    p = dataclasses.replace(seg.sample(rng), real_image="t1_brain")
+    x, _ = seg.apply(subject, p)
+    assert np.array_equal(x[0], subject.images["t1_brain"])
+    strip = SkullStripping(space)
+    p = dataclasses.replace(strip.sample(rng), real_image="head", real_mask="head_brain")
+    x, y = strip.apply(subject, p)
+    assert np.array_equal(x[0], subject.images["head"])
+    assert np.array_equal(y[0], subject.masks["head_brain"].astype(np.float32))
+    motion = MotionCorrection(space)
+    _, y = motion.apply(subject, dataclasses.replace(motion.sample(rng), real_image="t1_brain"))
+    assert np.array_equal(y[0], subject.images["t1_brain"])  # the clean target is the real image

@@ -99,16 +99,26 @@ def load_protocol(protocol: str, grid: Grid, *, evaluation: bool = False) -> np.
     return resample_to_grid(data.astype(np.int32), affine, grid, order=0)
 
 
-def tissue_from_aseg(aparc_aseg: np.ndarray, brain_mask: np.ndarray) -> np.ndarray:
-    """Tissue classes (int16) from FreeSurfer aparc+aseg labels; unlabelled brain-mask voxels are
-    sulcal CSF. Shape preserved."""
+def tissue_from_aseg(
+    aparc_aseg: np.ndarray,
+    brain_mask: np.ndarray,
+    gm_prob: np.ndarray | None = None,
+    wm_prob: np.ndarray | None = None,
+) -> np.ndarray:
+    """Tissue classes (int16) from FreeSurfer aparc+aseg labels. Brain-mask voxels that aparc+aseg
+    leaves unlabelled are grey or white matter where the probability maps say so (the average
+    subject's cortex is thinner than the template's), sulcal CSF otherwise. Shape preserved."""
     lut = np.zeros(int(aparc_aseg.max()) + 1, np.int16)
     for label, tissue in _ASEG_TO_TISSUE.items():
         if label < lut.size:
             lut[label] = tissue
     lut[1000:3000] = 2
     tissue = lut[np.clip(aparc_aseg, 0, None)]
-    tissue[brain_mask & (tissue == 0)] = SULCAL_CSF
+    unlabelled = brain_mask & (tissue == 0)
+    tissue[unlabelled] = SULCAL_CSF
+    if gm_prob is not None and wm_prob is not None:
+        tissue[unlabelled & (gm_prob >= 0.35) & (gm_prob >= wm_prob)] = 2
+        tissue[unlabelled & (wm_prob >= 0.5) & (wm_prob > gm_prob)] = 3
     tissue[~brain_mask] = 0
     return tissue
 
@@ -203,7 +213,7 @@ def load_anatomy(
     return Anatomy(
         name="mni152",
         grid=grid,
-        tissue=tissue_from_aseg(aparc_aseg, brain),
+        tissue=tissue_from_aseg(aparc_aseg, brain, images["gm_prob"], images["wm_prob"]),
         brain_mask=brain,
         labels=labels,
         label_names={p: label_names(p) for p in protocols},

@@ -35,7 +35,7 @@ from neuralizer.data.synth import (
     warp,
 )
 
-CACHE_VERSION = 2
+CACHE_VERSION = 4
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _SEED_BASE = {"train": 0, "val": 100_000_000, "test": 200_000_000}
 _ANATOMY_POOL = {"train": 0, "val": 0, "test": 1}
@@ -122,7 +122,8 @@ def synthesize_subject(
 ) -> dict[str, np.ndarray]:
     """Warp every volume of ``anatomy`` into virtual subject ``seed``; returns named 3D arrays.
 
-    Names: "tissue" (int16, with extra-cerebral layers), "brain_mask" (bool), "labels__P" (int32),
+    Names: "tissue" (int16, with extra-cerebral layers), "brain_mask" (bool), "labels__P" (int16
+    where the values fit, else int32),
     "images__N" (float16 in [0, 1]), "masks__N" (bool). Same inputs, same arrays, bit for bit.
     """
     grid = anatomy.grid
@@ -143,7 +144,9 @@ def synthesize_subject(
         "brain_mask": brain,
     }
     for name, labels in anatomy.labels.items():
-        out[f"labels__{name}"] = warp(labels.astype(np.int32), points, grid, order=0)
+        warped = warp(labels.astype(np.int32), points, grid, order=0)
+        # int16 on disk where the values fit (halves the cache); slices are handed out as int32.
+        out[f"labels__{name}"] = warped.astype(np.int16) if warped.max() < 2**15 else warped
     for name, image in anatomy.images.items():
         out[f"images__{name}"] = np.clip(warp(image, points, grid, order=1), 0, 1).astype(
             np.float16
@@ -245,7 +248,9 @@ class SynthSliceSource:
             subject_id=f"mni152/{self.split}/seed={meta['seed']}",
             tissue=_slice(arrays["tissue"], self.axis, k),
             brain_mask=_slice(arrays["brain_mask"], self.axis, k),
-            labels={p: _slice(v, self.axis, k) for p, v in groups["labels"].items()},
+            labels={
+                p: _slice(v, self.axis, k).astype(np.int32) for p, v in groups["labels"].items()
+            },
             label_names=self.label_names,
             images={
                 n: _slice(v, self.axis, k).astype(np.float32) for n, v in groups["images"].items()

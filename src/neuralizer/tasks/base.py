@@ -31,6 +31,8 @@ from neuralizer.data.render import (
 from neuralizer.data.subject import ContrastProfile, SliceSubject
 
 N_INPUT_CHANNELS = 3
+#: probability that a "t1" input is a real image of the subject rather than a render
+P_REAL = 0.3
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class TaskSpace:
     - ``protocols``: segmentation protocol -> label values that may be segmented.
     - ``label_names``: protocol -> {label value: name} (used to group left/right twins).
     - ``image_shape``: H, W of every slice (k-space line sets and inpainting masks depend on it).
+    - ``real_t1``: names of real T1-weighted brain images in ``SliceSubject.images`` (SPEC §6:
+      real images are used directly as well); with probability ``P_REAL`` a "t1" input is one of
+      them instead of a render. ``real_heads``: (image, brain mask) name pairs of real head
+      images (``images``, ``masks``) for skull stripping.
     """
 
     profiles: tuple[str, ...] = PROFILE_NAMES
@@ -50,6 +56,8 @@ class TaskSpace:
     protocols: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     label_names: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     image_shape: tuple[int, int] = (64, 64)
+    real_t1: tuple[str, ...] = ()
+    real_heads: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.profiles if p not in PROFILE_NAMES]
@@ -64,6 +72,25 @@ class TaskSpace:
 
     def input_profile(self, rng: np.random.Generator) -> ContrastProfile:
         return sample_profile(self.input_profile_name(rng), rng)
+
+    def real_image_for(self, profile_name: str, rng: np.random.Generator) -> str:
+        """A real T1 image name for a "t1" input with probability ``P_REAL``, else ""."""
+        if profile_name == "t1" and self.real_t1 and rng.uniform() < P_REAL:
+            return str(rng.choice(self.real_t1))
+        return ""
+
+    def input_source(self, rng: np.random.Generator) -> tuple[ContrastProfile, str]:
+        """(profile, real image name or "") of an input image: see ``real_t1``."""
+        profile = self.input_profile(rng)
+        return profile, self.real_image_for(profile.name, rng)
+
+    def head_source(self, rng: np.random.Generator) -> tuple[ContrastProfile, str, str]:
+        """(profile, real head image name or "", its brain mask name or "") for skull stripping."""
+        profile = self.input_profile(rng)
+        if profile.name == "t1" and self.real_heads and rng.uniform() < P_REAL:
+            image, mask = self.real_heads[int(rng.integers(len(self.real_heads)))]
+            return profile, image, mask
+        return profile, "", ""
 
 
 class Task(Protocol):
@@ -113,6 +140,28 @@ def render_clean(
         bias_coarse=np.zeros_like(params.bias_coarse),
     )
     return apply_render(subject, profile, params, head=head)
+
+
+def source_image(
+    subject: SliceSubject,
+    profile: ContrastProfile,
+    seed: int,
+    real: str = "",
+    *,
+    clean: bool = False,
+    head: bool = False,
+) -> np.ndarray:
+    """The H×W image a task starts from: the subject's real image ``real`` if given (clipped to
+    [0, 1]), else a render under ``profile`` (``clean``: no noise, bias or low resolution)."""
+    if real:
+        if real not in subject.images:
+            raise KeyError(
+                f"subject {subject.subject_id} has no real image {real!r} "
+                f"(it has {sorted(subject.images)})"
+            )
+        return np.clip(np.asarray(subject.images[real], np.float32), 0.0, 1.0)
+    render = render_clean if clean else render_image
+    return render(subject, profile, seed, head=head)
 
 
 def encode_input(*channels: np.ndarray) -> np.ndarray:

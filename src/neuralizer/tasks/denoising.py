@@ -12,10 +12,10 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
-from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, render_clean
+from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, source_image
+from neuralizer.tasks.fields import upsample_coarse
 
 MODES = ("noise", "bias", "both")
 NOISE_TYPES = ("gaussian", "rician")
@@ -31,14 +31,12 @@ class DenoisingParams:
     bias_strength: float
     bias_coarse: tuple[tuple[float, ...], ...]  # BIAS_GRID×BIAS_GRID log-bias values
     seed: int
+    real_image: str = ""  # a real image of the subject instead of a render (see TaskSpace)
 
 
 def bias_field(coarse, shape: tuple[int, int]) -> np.ndarray:
     """Smooth positive H×W field: ``exp`` of the cubic upsampling of a coarse log-field."""
-    coarse = np.asarray(coarse, np.float64)
-    zoom = [n / c for n, c in zip(shape, coarse.shape, strict=True)]
-    log_field = ndimage.zoom(coarse, zoom, order=3, mode="nearest", grid_mode=True)
-    return np.exp(log_field[: shape[0], : shape[1]])
+    return np.exp(upsample_coarse(coarse, shape))
 
 
 def corrupt(clean: np.ndarray, params: DenoisingParams) -> np.ndarray:
@@ -72,9 +70,11 @@ class Denoising:
         )
 
     def sample(self, rng: np.random.Generator) -> DenoisingParams:
+        profile, real_image = self.space.input_source(rng)
         mode = str(rng.choice(MODES))
         params = DenoisingParams(
-            profile=self.space.input_profile(rng),
+            profile=profile,
+            real_image=real_image,
             mode=mode,
             noise_type=str(rng.choice(NOISE_TYPES)),
             noise_std=float(rng.uniform(0.02, 0.12)) if mode != "bias" else 0.0,
@@ -89,5 +89,5 @@ class Denoising:
 
     def apply(self, subject: SliceSubject, params: DenoisingParams):
         """Returns (3×H×W noisy/biased image, 1×H×W clean image)."""
-        clean = render_clean(subject, params.profile, params.seed)
+        clean = source_image(subject, params.profile, params.seed, params.real_image, clean=True)
         return encode_input(corrupt(clean, params)), encode_output(clean)

@@ -67,6 +67,8 @@ def _describe(episode: Episode) -> str:
     for field in ("profile", "profile_in", "profile_out"):
         if hasattr(params, field):
             bits.append(f"{field}={getattr(params, field).name}")
+    if getattr(params, "real_image", ""):
+        bits.append(f"real image {params.real_image}")
     return ", ".join(bits)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
-from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, render_clean
+from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, source_image
 
 KINDS = ("boxes", "blobs")
 
@@ -26,6 +26,7 @@ class InpaintingParams:
     boxes: tuple[tuple[int, int, int, int], ...]  # (y0, x0, h, w) when kind == "boxes"
     blob_fraction: float  # masked area fraction when kind == "blobs"
     seed: int  # render seed; blobs are drawn from it too
+    real_image: str = ""  # a real image of the subject instead of a render (see TaskSpace)
 
 
 def inpainting_mask(shape: tuple[int, int], params: InpaintingParams) -> np.ndarray:
@@ -66,8 +67,10 @@ class Inpainting:
         )
 
     def sample(self, rng: np.random.Generator) -> InpaintingParams:
+        profile, real_image = self.space.input_source(rng)
         params = InpaintingParams(
-            profile=self.space.input_profile(rng),
+            profile=profile,
+            real_image=real_image,
             kind=str(rng.choice(KINDS)),
             boxes=(),
             blob_fraction=0.0,
@@ -80,6 +83,6 @@ class Inpainting:
 
     def apply(self, subject: SliceSubject, params: InpaintingParams):
         """Returns (3×H×W [masked image, mask, 0], 1×H×W clean image)."""
-        clean = render_clean(subject, params.profile, params.seed)
+        clean = source_image(subject, params.profile, params.seed, params.real_image, clean=True)
         mask = inpainting_mask(clean.shape, params)
         return encode_input(clean * ~mask, mask), encode_output(clean)

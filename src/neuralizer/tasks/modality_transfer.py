@@ -18,7 +18,7 @@ from neuralizer.tasks.base import (
     encode_output,
     new_seed,
     render_clean,
-    render_image,
+    source_image,
     with_new_seed,
 )
 
@@ -28,6 +28,7 @@ class ModalityTransferParams:
     profile_in: ContrastProfile
     profile_out: ContrastProfile
     seed: int
+    real_image: str = ""  # a real image as input (profile_in "t1" only, see TaskSpace)
 
 
 class ModalityTransfer:
@@ -50,10 +51,12 @@ class ModalityTransfer:
                 pair.reverse()
         else:
             pair = [str(n) for n in rng.choice(names, size=2, replace=False)]
+        real_image = self.space.real_image_for(pair[0], rng)
         return ModalityTransferParams(
             profile_in=sample_profile(pair[0], rng),
             profile_out=sample_profile(pair[1], rng),
             seed=new_seed(rng),
+            real_image=real_image,
         )
 
     sample_pair = staticmethod(with_new_seed)
@@ -61,6 +64,6 @@ class ModalityTransfer:
     def apply(self, subject: SliceSubject, params: ModalityTransferParams):
         """Returns (3×H×W image under ``profile_in``, 1×H×W clean image under ``profile_out``)."""
         seeds = np.random.default_rng(params.seed).integers(2**31, size=2)
-        image_in = render_image(subject, params.profile_in, int(seeds[0]))
+        image_in = source_image(subject, params.profile_in, int(seeds[0]), params.real_image)
         image_out = render_clean(subject, params.profile_out, int(seeds[1]))
         return encode_input(image_in), encode_output(image_out)

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
-from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, render_clean
+from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, source_image
 from neuralizer.tasks.kspace import image_from_kspace, kspace, shifted_position
 
 ORDERINGS = ("sequential", "interleaved")
@@ -33,6 +33,7 @@ class MotionParams:
     angles_deg: tuple[float, ...]  # one per moved segment (segments 1..n-1)
     shifts_px: tuple[tuple[float, float], ...]  # (dy, dx) per moved segment
     seed: int
+    real_image: str = ""  # a real image of the subject instead of a render (see TaskSpace)
 
 
 def segment_of_lines(n: int, n_segments: int, ordering: str) -> np.ndarray:
@@ -95,9 +96,11 @@ class MotionCorrection:
         )
 
     def sample(self, rng: np.random.Generator) -> MotionParams:
+        profile, real_image = self.space.input_source(rng)
         scale = min(self.space.image_shape) / 64
         params = MotionParams(
-            profile=self.space.input_profile(rng),
+            profile=profile,
+            real_image=real_image,
             axis=int(rng.integers(2)),
             n_segments=int(rng.integers(2, 5)),
             ordering=str(rng.choice(ORDERINGS)),
@@ -114,6 +117,6 @@ class MotionCorrection:
 
     def apply(self, subject: SliceSubject, params: MotionParams):
         """Returns (3×H×W motion-corrupted magnitude image, 1×H×W clean image)."""
-        clean = render_clean(subject, params.profile, params.seed)
+        clean = source_image(subject, params.profile, params.seed, params.real_image, clean=True)
         corrupted = np.abs(image_from_kspace(motion_kspace(clean, params)))
         return encode_input(corrupted), encode_output(clean)

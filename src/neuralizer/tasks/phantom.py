@@ -74,12 +74,17 @@ def phantom_subject(seed: int, position: float = 0.5, size: int = 64) -> SliceSu
     quadrants[brain & upper & ~left] = 2
     quadrants[brain & ~upper & left] = 3
     quadrants[brain & ~upper & ~left] = 4
+    # "real" images: a fixed T1-like lookup, for the code paths that use real images directly
+    t1_lut = np.array([0, 0.15, 0.5, 0.85, 0.64, 0.52, 0.55, 0.8, 0.74, 0.12, 0.08, 0.55, 0.95])
+    head_image = t1_lut[tissue].astype(np.float32)
     return SliceSubject(
         subject_id=f"phantom/seed={seed}",
         tissue=tissue,
         brain_mask=brain,
         labels={"phantom": labels, "quadrants": quadrants},
         label_names=PHANTOM_LABEL_NAMES,
+        images={"t1_brain": head_image * brain, "head": head_image},
+        masks={"head_brain": brain.copy()},
         position=float(position),
         seed=int(seed),
     )

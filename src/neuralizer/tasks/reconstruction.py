@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
-from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, render_clean
+from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, source_image
 from neuralizer.tasks.kspace import centre_lines, image_from_kspace, kspace, line_mask
 
 
@@ -27,6 +27,7 @@ class ReconstructionParams:
     centre_fraction: float
     lines: tuple[int, ...]  # sampled lines (unshifted indices), centre included
     seed: int
+    real_image: str = ""  # a real image of the subject instead of a render (see TaskSpace)
 
 
 def sample_lines(
@@ -55,12 +56,14 @@ class UndersampledReconstruction:
         self.space = space
 
     def sample(self, rng: np.random.Generator) -> ReconstructionParams:
+        profile, real_image = self.space.input_source(rng)
         acceleration = float(rng.uniform(2.0, 8.0))
         centre_fraction = float(rng.uniform(0.04, 0.12))
         axis = int(rng.integers(2))
         n = self.space.image_shape[axis]
         return ReconstructionParams(
-            profile=self.space.input_profile(rng),
+            profile=profile,
+            real_image=real_image,
             axis=axis,
             acceleration=acceleration,
             centre_fraction=centre_fraction,
@@ -75,7 +78,7 @@ class UndersampledReconstruction:
 
     def apply(self, subject: SliceSubject, params: ReconstructionParams):
         """Returns (3×H×W zero-filled magnitude, 1×H×W clean image)."""
-        clean = render_clean(subject, params.profile, params.seed)
+        clean = source_image(subject, params.profile, params.seed, params.real_image, clean=True)
         k = undersampled_kspace(clean, params.axis, params.lines)
         zero_filled = np.abs(image_from_kspace(k))
         return encode_input(zero_filled), encode_output(clean)

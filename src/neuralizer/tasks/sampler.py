@@ -87,7 +87,11 @@ class SamplerConfig:
     evaluate_holdout: bool = False
     position_range: tuple[float, float] = (0.1, 0.9)
     seed: int = 0
-    max_retries: int = 10  # redraws of a segmentation-like target whose mask is empty
+    # A segmentation-like target whose mask covers less than min_mask_fraction of the slice is
+    # redrawn (label, subject, position) up to max_retries times: atlases have 50–200 labels and
+    # most are absent or tiny at any one slice.
+    min_mask_fraction: float = 0.002
+    max_retries: int = 20
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_context <= self.max_context:
@@ -96,9 +100,28 @@ class SamplerConfig:
         unknown |= set(self.holdout.tasks) - set(TASK_NAMES)
         if unknown:
             raise ValueError(f"unknown task names {sorted(unknown)}; choose from {TASK_NAMES}")
+        unknown_aug = set(self.augmentation_probabilities) - set(AUGMENTATION_NAMES)
+        if unknown_aug:
+            raise ValueError(
+                f"unknown task augmentations {sorted(unknown_aug)}; use {AUGMENTATION_NAMES}"
+            )
         bad = set(self.holdout.modalities) - set(PROFILE_NAMES)
         if bad:
             raise ValueError(f"unknown modalities {sorted(bad)}; choose from {PROFILE_NAMES}")
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (saved with a checkpoint); inverse of :meth:`from_dict`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> SamplerConfig:
+        """Rebuild a config from :meth:`to_dict` output (also after a JSON round trip)."""
+        d = dict(data)
+        d["spatial"] = SpatialConfig(**d.get("spatial", {}))
+        d["holdout"] = HoldOut(**{k: tuple(v) for k, v in d.get("holdout", {}).items()})
+        if "position_range" in d:
+            d["position_range"] = tuple(d["position_range"])
+        return cls(**d)
 
     def evaluation(self, *, holdout: bool = False, seed: int | None = None) -> SamplerConfig:
         """The matching evaluation config: no augmentation; only held-out items if ``holdout``."""
@@ -148,13 +171,17 @@ def task_space_and_weights(
         weights.pop("segmentation", None)
     if not weights:
         raise ValueError(f"no task left to sample after the hold-out {h}")
-    shape = source.get(0, 0.5).shape
+    probe = source.get(0, 0.5)
     space = TaskSpace(
         profiles=profiles,
         focus_profiles=focus,
         protocols=protocols,
         label_names=names,
-        image_shape=shape,
+        image_shape=probe.shape,
+        real_t1=tuple(sorted(n for n in probe.images if n.startswith("t1"))),
+        real_heads=tuple(
+            sorted((n, f"{n}_brain") for n in probe.images if f"{n}_brain" in probe.masks)
+        ),
     )
     return space, weights
 
@@ -199,7 +226,8 @@ class EpisodeSampler:
             )
             if not task.segmentation_like:
                 break
-            if make_pair(task, self.source, position, target).output.max() > 0:
+            mask = make_pair(task, self.source, position, target).output
+            if mask.mean() >= cfg.min_mask_fraction and mask.max() > 0:
                 break
         others = np.setdiff1d(np.arange(n), [target.subject_index])
         indices = rng.choice(others, size=n_context, replace=n_context > len(others))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
-from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, render_image
+from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, source_image
 
 #: probability that an episode segments a group of labels rather than a single one
 P_GROUP = 0.25
@@ -36,6 +36,7 @@ class SegmentationParams:
     profile: ContrastProfile
     mixed_modalities: bool
     seed: int
+    real_image: str = ""  # a real image of the subject instead of a render (see TaskSpace)
 
 
 class BinarySegmentation:
@@ -66,20 +67,25 @@ class BinarySegmentation:
         if not protocols:
             raise ValueError("binary segmentation needs at least one protocol with labels")
         protocol = str(rng.choice(protocols))
+        labels = self._label_group(protocol, rng)
+        profile, real_image = self.space.input_source(rng)
         return SegmentationParams(
             protocol=protocol,
-            labels=self._label_group(protocol, rng),
-            profile=self.space.input_profile(rng),
+            labels=labels,
+            profile=profile,
             mixed_modalities=bool(rng.uniform() < P_MIXED_MODALITIES),
             seed=new_seed(rng),
+            real_image=real_image,
         )
 
     def sample_pair(self, params: SegmentationParams, rng: np.random.Generator):
-        profile = self.space.input_profile(rng) if params.mixed_modalities else params.profile
-        return dataclasses.replace(params, profile=profile, seed=new_seed(rng))
+        if params.mixed_modalities:
+            profile, real_image = self.space.input_source(rng)
+            params = dataclasses.replace(params, profile=profile, real_image=real_image)
+        return dataclasses.replace(params, seed=new_seed(rng))
 
     def apply(self, subject: SliceSubject, params: SegmentationParams):
         """Returns (3×H×W rendered image, 1×H×W 0/1 mask of ``params.labels``)."""
         mask = np.isin(subject.labels[params.protocol], params.labels)
-        image = render_image(subject, params.profile, params.seed)
+        image = source_image(subject, params.profile, params.seed, params.real_image)
         return encode_input(image), encode_output(mask)

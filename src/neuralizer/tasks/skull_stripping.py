@@ -1,5 +1,8 @@
 """Skull stripping: a head image (with skull, scalp, fat) -> its brain mask (paper Table 1).
 
+The head is a render of the subject's tissue classes with the extra-cerebral layers, or (for a
+"t1" profile, see ``TaskSpace.real_heads``) the subject's real head image with its own brain mask.
+
 Like segmentation, the pairs of an episode may come from different modalities
 (``mixed_modalities``).
 """
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
-from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, render_image
+from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, source_image
 from neuralizer.tasks.segmentation import P_MIXED_MODALITIES
 
 
@@ -21,6 +24,8 @@ class SkullStrippingParams:
     profile: ContrastProfile
     mixed_modalities: bool
     seed: int
+    real_image: str = ""  # a real head image of the subject instead of a render (see TaskSpace)
+    real_mask: str = ""  # the brain mask of that real head image
 
 
 class SkullStripping:
@@ -33,17 +38,23 @@ class SkullStripping:
         self.space = space
 
     def sample(self, rng: np.random.Generator) -> SkullStrippingParams:
+        profile, real_image, real_mask = self.space.head_source(rng)
         return SkullStrippingParams(
-            profile=self.space.input_profile(rng),
+            profile=profile,
             mixed_modalities=bool(rng.uniform() < P_MIXED_MODALITIES),
             seed=new_seed(rng),
+            real_image=real_image,
+            real_mask=real_mask,
         )
 
     def sample_pair(self, params: SkullStrippingParams, rng: np.random.Generator):
-        profile = self.space.input_profile(rng) if params.mixed_modalities else params.profile
-        return dataclasses.replace(params, profile=profile, seed=new_seed(rng))
+        if params.mixed_modalities:
+            profile, image, mask = self.space.head_source(rng)
+            params = dataclasses.replace(params, profile=profile, real_image=image, real_mask=mask)
+        return dataclasses.replace(params, seed=new_seed(rng))
 
     def apply(self, subject: SliceSubject, params: SkullStrippingParams):
         """Returns (3×H×W head image, 1×H×W brain mask)."""
-        image = render_image(subject, params.profile, params.seed, head=True)
-        return encode_input(image), encode_output(subject.brain_mask)
+        image = source_image(subject, params.profile, params.seed, params.real_image, head=True)
+        mask = subject.masks[params.real_mask] if params.real_mask else subject.brain_mask
+        return encode_input(image), encode_output(mask)

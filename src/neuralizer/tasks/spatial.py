@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from neuralizer.data.subject import SliceSubject
+from neuralizer.tasks.fields import upsample_coarse
 
 
 @dataclass(frozen=True)
@@ -94,27 +94,67 @@ def source_coordinates(shape: tuple[int, int], params: SpatialParams) -> np.ndar
     if params.elastic:
         coarse = np.asarray(params.elastic)
         for i in range(2):
-            zoom = [n / c for n, c in zip(shape, coarse[i].shape, strict=True)]
-            field = ndimage.zoom(coarse[i], zoom, order=3, mode="nearest", grid_mode=True)
-            coords[i] += field[: shape[0], : shape[1]]
+            coords[i] += upsample_coarse(coarse[i], shape)
     return coords
 
 
-def _warp(array: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """Resample one H×W array: nearest for integer/bool arrays (labels), bilinear for floats."""
-    array = np.asarray(array)
-    order = 1 if np.issubdtype(array.dtype, np.floating) else 0
-    work = array.astype(np.float64 if order else np.int32)
-    return ndimage.map_coordinates(work, coords, order=order, cval=0).astype(array.dtype)
+class Warper:
+    """Resamples H×W arrays at fixed source coordinates (2×H×W), zero outside the image.
+
+    Integer and bool arrays (labels, masks) by nearest neighbour (``floor(x + 0.5)``), float
+    arrays bilinearly (corners outside the image count as 0). Indices and weights are computed
+    once and reused for every array of a subject.
+    """
+
+    def __init__(self, coords: np.ndarray, shape: tuple[int, int]):
+        h, w = shape
+        nearest = np.floor(coords + 0.5).astype(np.intp)
+        self._nn_inside = (
+            (nearest[0] >= 0) & (nearest[0] < h) & (nearest[1] >= 0) & (nearest[1] < w)
+        )
+        self._nn = (np.clip(nearest[0], 0, h - 1), np.clip(nearest[1], 0, w - 1))
+        base = np.floor(coords).astype(np.intp)
+        frac = coords - base
+        self._corners = []
+        for di in (0, 1):
+            for dj in (0, 1):
+                i, j = base[0] + di, base[1] + dj
+                weight = (frac[0] if di else 1 - frac[0]) * (frac[1] if dj else 1 - frac[1])
+                weight = np.where((i >= 0) & (i < h) & (j >= 0) & (j < w), weight, 0.0)
+                self._corners.append((np.clip(i, 0, h - 1), np.clip(j, 0, w - 1), weight))
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        array = np.asarray(array)
+        if np.issubdtype(array.dtype, np.floating):
+            out = sum(wt * array[i, j].astype(np.float64) for i, j, wt in self._corners)
+            return out.astype(array.dtype)
+        return np.where(self._nn_inside, array[self._nn], np.zeros((), array.dtype))
 
 
-def _warp_value(value, coords: np.ndarray, shape: tuple[int, int]):
+class _WarpedMapping(Mapping):
+    """A read-only mapping whose arrays are warped on first access (tasks use few of them)."""
+
+    def __init__(self, source: Mapping, warper: Warper):
+        self._source, self._warper, self._done = source, warper, {}
+
+    def __getitem__(self, key):
+        if key not in self._done:
+            self._done[key] = self._warper(self._source[key])
+        return self._done[key]
+
+    def __iter__(self):
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+
+def _warp_value(value, warper: Warper, shape: tuple[int, int]):
     if isinstance(value, np.ndarray) and value.shape == shape:
-        return _warp(value, coords)
+        return warper(value)
     if isinstance(value, Mapping) and value:
-        items = dict(value)
-        if all(isinstance(v, np.ndarray) and v.shape == shape for v in items.values()):
-            return {k: _warp(v, coords) for k, v in items.items()}
+        if all(isinstance(v, np.ndarray) and v.shape == shape for v in value.values()):
+            return _WarpedMapping(value, warper)
     return value
 
 
@@ -122,15 +162,15 @@ def transform_subject(subject: SliceSubject, params: SpatialParams) -> SliceSubj
     """``subject`` with every H×W array resampled by ``params`` (identity: ``subject`` itself).
 
     Every field that is an H×W array, or a mapping of them (tissue, brain mask, label maps, real
-    images, and any such field the data contract adds), is moved by the same transform: integer
-    and bool arrays by nearest neighbour, float arrays bilinearly; zero outside the field of view.
+    images, and any such field the data contract adds), is moved by the same transform (see
+    :class:`Warper`); arrays inside mappings are resampled lazily, when a task reads them.
     """
     if params.is_identity:
         return subject
     shape = subject.shape
-    coords = source_coordinates(shape, params)
+    warper = Warper(source_coordinates(shape, params), shape)
     changes = {
-        f.name: _warp_value(getattr(subject, f.name), coords, shape)
+        f.name: _warp_value(getattr(subject, f.name), warper, shape)
         for f in dataclasses.fields(subject)
     }
     return dataclasses.replace(subject, **changes)

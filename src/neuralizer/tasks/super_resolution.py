@@ -20,7 +20,7 @@ from neuralizer.tasks.base import (
     encode_input,
     encode_output,
     new_seed,
-    render_clean,
+    source_image,
     with_new_seed,
 )
 
@@ -35,6 +35,7 @@ class SuperResolutionParams:
     blur_sigma: float
     interpolation: str
     seed: int
+    real_image: str = ""  # a real image of the subject instead of a render (see TaskSpace)
 
 
 def block_average(image: np.ndarray, factor: int, axis: int) -> np.ndarray:
@@ -90,9 +91,11 @@ class SuperResolution:
         self.space = space
 
     def sample(self, rng: np.random.Generator) -> SuperResolutionParams:
+        profile, real_image = self.space.input_source(rng)
         axes = ((0,), (1,), (0, 1))[int(rng.integers(3))]
         return SuperResolutionParams(
-            profile=self.space.input_profile(rng),
+            profile=profile,
+            real_image=real_image,
             factor=int(rng.integers(2, 5)),
             axes=axes,
             blur_sigma=float(rng.uniform(0.0, 1.0)),
@@ -104,7 +107,7 @@ class SuperResolution:
 
     def apply(self, subject: SliceSubject, params: SuperResolutionParams):
         """Returns (3×H×W low-resolution image, 1×H×W clean image)."""
-        clean = render_clean(subject, params.profile, params.seed)
+        clean = source_image(subject, params.profile, params.seed, params.real_image, clean=True)
         low = degrade_resolution(
             clean, params.factor, params.axes, params.blur_sigma, params.interpolation
         )

@@ -1,6 +1,7 @@
 """MaskDilation: a mask output is dilated (radius > 0) or eroded (radius < 0) by a disk (SPEC §3).
 
-The disk of radius r holds the offsets (dy, dx) with dy² + dx² <= r². Segmentation-like only.
+Dilation radius 1–3, erosion radius 1. The disk of radius r holds the offsets (dy, dx) with
+dy² + dx² <= r². Segmentation-like only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from neuralizer.tasks.augmentations.base import Pair
 from neuralizer.tasks.base import Task
 
 MAX_RADIUS = 3
+#: erosion is gentler: thin parcels (cortex at 2 mm) vanish under a radius-2 erosion
+MAX_EROSION_RADIUS = 1
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,9 @@ class MaskDilation:
         return task.segmentation_like
 
     def sample(self, task: Task, rng: np.random.Generator) -> MaskDilationParams:
-        radius = int(rng.integers(1, MAX_RADIUS + 1)) * (1 if rng.uniform() < 0.5 else -1)
-        return MaskDilationParams(radius=radius)
+        if rng.uniform() < 0.5:
+            return MaskDilationParams(radius=int(rng.integers(1, MAX_RADIUS + 1)))
+        return MaskDilationParams(radius=-int(rng.integers(1, MAX_EROSION_RADIUS + 1)))
 
     def apply(self, pair: Pair, params: MaskDilationParams) -> Pair:
         return pair.with_output(dilate(pair.output[0], params.radius)[None])

@@ -1,0 +1,70 @@
+"""The ``neuralizer data`` sub-commands (parsing only; the work lives in the library)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _import(args: argparse.Namespace) -> int:
+    from neuralizer.data.importer import import_folder
+
+    manifest = import_folder(
+        Path(args.src), Path(args.output), kind=args.kind, voxel_size_mm=args.voxel_size_mm
+    )
+    for entry in manifest["subjects"]:
+        print(f"{entry['id']}: {entry['kind']} -> {entry['image']} (QC: {entry['qc']})")
+    print(f"wrote {Path(args.output) / 'manifest.json'}")
+    return 0
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    from neuralizer.data.gallery import make_gallery
+
+    make_gallery(Path(args.output), voxel_size_mm=args.voxel_size_mm, n_subjects=args.n_subjects)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _build_cache(args: argparse.Namespace) -> int:
+    from neuralizer.data.subjects import SynthConfig, SynthSliceSource
+
+    source = SynthSliceSource(
+        args.split, args.n_subjects, SynthConfig(voxel_size_mm=args.voxel_size_mm)
+    )
+    for index in range(len(source)):
+        source.volumes(index)
+    print(f"{args.split}: {len(source)} subjects cached in {source.root}")
+    return 0
+
+
+def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add ``data import``, ``data gallery`` and ``data build-cache`` to the ``neuralizer`` CLI;
+    return the ``data`` group's sub-parsers, so that other packages can add to it."""
+    data = subparsers.add_parser("data", help="data sources, synthesis and import of your scans")
+    commands = data.add_subparsers(dest="data_command", required=True)
+
+    imp = commands.add_parser("import", help="bring a folder of NIfTI scans into the common space")
+    imp.add_argument("src", help="folder of NAME.nii.gz (+ NAME_labels / NAME_mask beside them)")
+    imp.add_argument("-o", "--output", required=True, help="dataset folder to write")
+    imp.add_argument(
+        "--kind",
+        choices=("auto", "head", "brain"),
+        default="auto",
+        help="heads with skull or skull-stripped brains (default: guess per scan)",
+    )
+    imp.add_argument("--voxel-size-mm", type=float, default=1.0)
+    imp.set_defaults(func=_import)
+
+    gallery = commands.add_parser("gallery", help="picture of every source and synthetic subjects")
+    gallery.add_argument("-o", "--output", required=True, help="PNG file to write")
+    gallery.add_argument("--voxel-size-mm", type=float, default=2.0)
+    gallery.add_argument("--n-subjects", type=int, default=5)
+    gallery.set_defaults(func=_gallery)
+
+    cache = commands.add_parser("build-cache", help="synthesise and cache a split's subjects")
+    cache.add_argument("--split", choices=("train", "val", "test"), default="train")
+    cache.add_argument("--n-subjects", type=int, default=64)
+    cache.add_argument("--voxel-size-mm", type=float, default=2.0)
+    cache.set_defaults(func=_build_cache)
+    return commands

@@ -1,0 +1,275 @@
+"""``train(cfg)``: the whole training loop, a plain function (nanoGPT-style), CPU to many GPUs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from neuralizer.model.checkpoint import save_checkpoint, write_atomically
+from neuralizer.model.network import ModelConfig, Neuralizer
+from neuralizer.tasks.episode import Batch
+from neuralizer.tasks.losses import batch_loss, dice_score, episode_losses, psnr
+from neuralizer.train import distributed
+from neuralizer.train.config import TrainConfig
+from neuralizer.train.data import build_samplers
+from neuralizer.train.state import Progress, load_state, save_state
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    root: Path
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.safetensors"
+
+    @property
+    def latest(self) -> Path:
+        return self.root / "latest.safetensors"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best.safetensors"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.jsonl"
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM ask the loop to checkpoint and return after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self) -> _StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: no handlers
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    tensors = ("target_in", "target_out", "context_in", "context_out", "segmentation_like")
+    fields = {name: getattr(batch, name).to(device, non_blocking=True) for name in tensors}
+    return Batch(**fields, tasks=batch.tasks, records=batch.records)
+
+
+def _autocast(device: torch.device):
+    # bf16 autocast on CUDA only (untested here: no GPU); CPU trains in float32.
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_step(model, optimizer, batch: Batch, cfg: TrainConfig, device: torch.device) -> float:
+    """One optimiser step over ``batch`` in micro-batches (gradient accumulation); returns loss."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    total, size = 0.0, batch.target_in.shape[0]
+    starts = range(0, size, cfg.micro_batch_size)
+    for start in starts:
+        part = slice(start, start + cfg.micro_batch_size)
+        last = start + cfg.micro_batch_size >= size
+        sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last else None
+        with sync or contextlib.nullcontext(), _autocast(device):
+            raw = model(batch.target_in[part], batch.context_in[part], batch.context_out[part])
+            loss = batch_loss(raw.float(), batch.target_out[part], batch.segmentation_like[part])
+            (loss * (raw.shape[0] / size)).backward()
+        total += loss.item() * raw.shape[0] / size
+    optimizer.step()
+    return total
+
+
+@torch.no_grad()
+def validate(model: Neuralizer, batches: list[Batch], ctx: distributed.Context) -> dict:
+    """Mean loss, and per task "dice/<task>" or "psnr/<task>", over this rank's share of batches."""
+    model.eval()
+    sums: dict[str, list[float]] = {}
+    for index in range(ctx.rank, len(batches), ctx.world_size):
+        batch = _to(batches[index], ctx.device)
+        raw = model(batch.target_in, batch.context_in, batch.context_out).float()
+        losses = episode_losses(raw, batch.target_out, batch.segmentation_like)
+        dice = dice_score(raw.clamp(0, 1), batch.target_out).tolist()
+        peak = psnr(raw, batch.target_out).clamp(max=60.0).tolist()
+        for i, task in enumerate(batch.tasks):
+            seg = bool(batch.segmentation_like[i])
+            entry = sums.setdefault(f"{'dice' if seg else 'psnr'}/{task}", [0.0, 0.0, 0.0])
+            entry[0] += losses[i].item()
+            entry[1] += dice[i] if seg else peak[i]
+            entry[2] += 1
+    names = sorted(
+        f"{'dice' if seg else 'psnr'}/{task}"
+        for b in batches
+        for task, seg in zip(b.tasks, b.segmentation_like.tolist(), strict=True)
+    )
+    names = sorted(set(names))
+    packed = torch.tensor([sums.get(n, [0.0, 0.0, 0.0]) for n in names], dtype=torch.float64)
+    packed = distributed.all_reduce_sum(packed.to(ctx.device)).cpu()
+    count = packed[:, 2].sum().item()
+    result = {"val_loss": packed[:, 0].sum().item() / count}
+    for name, (_, score, n) in zip(names, packed.tolist(), strict=True):
+        if n:
+            result[name] = score / n
+    return result
+
+
+def _append_log(path: Path, record: dict) -> None:
+    with path.open("a") as file:
+        file.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+    if path.is_file():
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        write_atomically(path, "".join(line + "\n" for line in kept).encode())
+
+
+def _provenance(cfg: TrainConfig, progress: Progress) -> dict:
+    return {
+        "data": cfg.data,
+        "voxel_size_mm": cfg.voxel_size_mm,
+        "axis": cfg.axis,
+        "step": progress.step,
+        "best_val_loss": progress.best_val,
+        "best_step": progress.best_step,
+    }
+
+
+def _save(files: RunFiles, model, optimizer, progress: Progress, cfg: TrainConfig) -> None:
+    save_checkpoint(
+        files.latest, model, train_config=cfg.to_dict(), provenance=_provenance(cfg, progress)
+    )
+    save_state(files.state, model, optimizer, progress, cfg.to_dict())
+
+
+def train(cfg: TrainConfig, *, resume: bool = False) -> Progress:
+    """Train (or, with ``resume``, continue) the run in ``cfg.run_dir``; returns its progress."""
+    ctx = distributed.setup()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    files = RunFiles(Path(cfg.run_dir))
+    files.root.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = Neuralizer(ModelConfig(channels=cfg.channels, stages=cfg.stages))
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    progress = Progress()
+    if resume and files.state.is_file():
+        progress, saved = load_state(files.state, model, optimizer)
+        # Only max_steps may change on resume (to extend a run); anything else is another run.
+        saved = dataclasses.replace(TrainConfig.from_dict(saved), max_steps=cfg.max_steps)
+        if saved != cfg:
+            raise ValueError(f"{files.state} was written by a different config; use a new run_dir")
+        if ctx.is_main:
+            _truncate_log(files.log, progress.step)
+    elif files.state.is_file():
+        raise FileExistsError(f"{files.state} exists: pass --resume, or use a new run_dir")
+    elif ctx.is_main:
+        write_atomically(files.root / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
+        files.log.unlink(missing_ok=True)
+    # The last block's context update feeds nothing (its weights exist for the released layout):
+    # it never gets a gradient, and DistributedDataParallel must not wait for one.
+    for parameter in (model.decoder or model.encoder)[-1].context_combine.parameters():
+        parameter.requires_grad_(False)
+    model.to(ctx.device)
+    if ctx.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    net = DistributedDataParallel(model) if ctx.world_size > 1 else model
+
+    train_sampler, val_batches = build_samplers(cfg)
+    batch_index = lambda step: (0 if cfg.fixed_batch else step) * ctx.world_size + ctx.rank  # noqa: E731
+    loader = torch.utils.data.DataLoader(
+        _Batches(train_sampler, batch_index, progress.step, cfg.max_steps),
+        batch_size=None,
+        num_workers=cfg.num_workers,
+        collate_fn=_identity,
+    )
+    bar = tqdm(total=cfg.max_steps, initial=progress.step, disable=not ctx.is_main, unit="step")
+    episodes_per_step = cfg.batch_size * ctx.world_size
+    started, start_step = time.perf_counter(), progress.step
+    with _StopRequest() as stop:
+        for batch in loader:
+            loss = train_step(net, optimizer, _to(batch, ctx.device), cfg, ctx.device)
+            progress.step += 1
+            rate = (
+                episodes_per_step * (progress.step - start_step) / (time.perf_counter() - started)
+            )
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", episodes_per_s=f"{rate:.2f}")
+            if ctx.is_main:
+                record = {"step": progress.step, "loss": loss, "episodes_per_s": rate}
+                _append_log(files.log, {**record, "n_context": batch.context_in.shape[1]})
+            done = _end_of_epoch(progress, cfg, model, val_batches, ctx, files, optimizer)
+            done = done or progress.step >= cfg.max_steps
+            if ctx.is_main and (
+                done or stop.requested or progress.step % cfg.checkpoint_every == 0
+            ):
+                _save(files, model, optimizer, progress, cfg)
+            if done or stop.requested:
+                break
+    bar.close()
+    spread = distributed.max_parameter_spread(model)
+    if ctx.is_main:
+        _append_log(files.log, {"step": progress.step, "event": "end", "rank_spread": spread})
+    distributed.teardown()
+    return progress
+
+
+def _end_of_epoch(progress, cfg, model, val_batches, ctx, files, optimizer) -> bool:
+    """Validate every ``steps_per_epoch`` steps; keep the best; True when patience runs out."""
+    if progress.step % cfg.steps_per_epoch:
+        return False
+    result = {"step": progress.step, **validate(model, val_batches, ctx)}
+    progress.history.append(result)
+    if result["val_loss"] < progress.best_val:
+        progress.best_val, progress.best_step, progress.bad_epochs = (
+            result["val_loss"],
+            progress.step,
+            0,
+        )
+        if ctx.is_main:
+            provenance = {**_provenance(cfg, progress), "validation": result}
+            save_checkpoint(files.best, model, train_config=cfg.to_dict(), provenance=provenance)
+    else:
+        progress.bad_epochs += 1
+    if ctx.is_main:
+        _append_log(files.log, {**result, "event": "validation", "best_step": progress.best_step})
+    return progress.bad_epochs >= cfg.patience or not math.isfinite(result["val_loss"])
+
+
+def _identity(x):
+    return x
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batches of steps ``first_step .. max_steps - 1`` (map-style, so workers keep the order)."""
+
+    def __init__(self, sampler, batch_index, first_step: int, max_steps: int) -> None:
+        self.sampler, self.batch_index = sampler, batch_index
+        self.first_step, self.n = first_step, max(0, max_steps - first_step)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.sampler.batch(self.batch_index(self.first_step + index))

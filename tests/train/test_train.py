@@ -1,0 +1,118 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import neuralizer
+from neuralizer.cli import main
+from neuralizer.train import TrainConfig, train
+from neuralizer.train.plot import read_log
+
+TINY = {
+    "data": "phantom",
+    "channels": 8,
+    "stages": 3,
+    "phantom_size": 32,
+    "n_train_subjects": 6,
+    "n_val_subjects": 3,
+    "batch_size": 4,
+    "micro_batch_size": 2,
+    "max_context": 3,
+    "steps_per_epoch": 10,
+    "val_batches": 2,
+    "checkpoint_every": 3,
+    "threads": 1,
+}
+
+
+def _config(tmp_path: Path, name: str, **changes) -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({**TINY, "run_dir": str(tmp_path / name), **changes}))
+    return path
+
+
+def _parameters(run: Path) -> dict[str, torch.Tensor]:
+    return neuralizer.load(run / "latest.safetensors").state_dict()
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_parameters(tmp_path):
+    steps = 40
+    train(TrainConfig.from_file(_config(tmp_path, "straight", max_steps=steps)))
+
+    config = _config(tmp_path, "interrupted", max_steps=steps)
+    command = [sys.executable, "-m", "neuralizer", "train", str(config)]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    log = tmp_path / "interrupted" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and len(read_log(log)) >= 5):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0  # SIGTERM: checkpoint, then a clean exit
+    interrupted_at = json.loads(
+        __import__("safetensors").safe_open(
+            tmp_path / "interrupted" / "state.safetensors", "pt"
+        ).metadata()["progress"]
+    )["step"]
+    assert 0 < interrupted_at < steps
+
+    with pytest.raises(FileExistsError):
+        train(TrainConfig.from_file(config))  # refuses to overwrite without --resume
+    assert main(["train", str(config), "--resume"]) == 0
+    straight, resumed = _parameters(tmp_path / "straight"), _parameters(tmp_path / "interrupted")
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
+    steps_logged = [r["step"] for r in read_log(log) if "loss" in r]
+    assert steps_logged == list(range(1, steps + 1))  # no step lost or repeated in the log
+
+
+def test_resume_refuses_another_config(tmp_path):
+    train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=3)))
+    changed = TrainConfig.from_file(_config(tmp_path, "run", max_steps=3, lr=1e-3))
+    with pytest.raises(ValueError, match="different config"):
+        train(changed, resume=True)
+
+
+def test_validation_best_checkpoint_and_plot(tmp_path):
+    progress = train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=20, lr=1e-3)))
+    run = tmp_path / "run"
+    validations = [r for r in read_log(run / "log.jsonl") if r.get("event") == "validation"]
+    assert [r["step"] for r in validations] == [10, 20]
+    best = min(validations, key=lambda r: r["val_loss"])
+    assert progress.best_step == best["step"]
+    assert neuralizer.load(run / "best.safetensors").provenance["best_step"] == best["step"]
+    assert main(["plot-log", str(run / "log.jsonl"), "-o", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_early_stopping_with_patience(tmp_path):
+    # lr so small that validation cannot improve after the first epoch: stops after 2 more.
+    config = _config(tmp_path, "run", max_steps=100, lr=1e-12, steps_per_epoch=2, patience=2)
+    progress = train(TrainConfig.from_file(config))
+    assert progress.step == 6 and progress.bad_epochs == 2
+
+
+@pytest.mark.parametrize("bad", [{"lr": 0}, {"unknown_field": 1}, {"batch_size": 5}])
+def test_bad_configs_are_rejected(tmp_path, bad):
+    assert main(["train", str(_config(tmp_path, "bad", **bad))]) == 2
+
+
+def test_torchrun_two_processes_stay_in_sync_and_learn(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    config = _config(tmp_path, "ddp", max_steps=20, fixed_batch=True, lr=3e-3, steps_per_epoch=100)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "neuralizer"]
+    result = subprocess.run(
+        [*command, "train", str(config)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = read_log(tmp_path / "ddp" / "log.jsonl")
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert len(losses) == 20
+    assert losses[-1] < 0.8 * losses[0]
+    assert records[-1]["event"] == "end" and records[-1]["rank_spread"] == 0.0

@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     from neuralizer.tasks.cli import add_task_commands
 
     add_task_commands(add_data_commands(commands))
+
+    from neuralizer.infer.cli import add_predict_command
+
+    add_predict_command(commands)
     return parser
 
 

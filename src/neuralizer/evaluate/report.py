@@ -74,8 +74,9 @@ METHODS = """## How the numbers are made
   affine, then to the identity.
 - **unet**: a plain 2D U-Net per task instance and training-set size n, fixed budget (steps in
   the configuration), Neuralizer's losses, no augmentation, no early stopping.
-- **`<model>-ens<K>`**: context bootstrapping, the mean of K passes with L pairs drawn with
-  replacement from the context (SPEC §5, without the affine perturbation).
+- **`<model>-ens<K>`**: context bootstrapping as in prediction
+  (`neuralizer.infer.ensemble.run_ensemble`): the mean of K passes, each with L pairs drawn with
+  replacement from the context and a small affine on the target, inverted on the output.
 - Experiment 3 segments, one at a time, the largest labels of the target slice of atlases that
   no model was trained on (SPEC §6): every Neuralizer row there is "unseen protocol".
 """

@@ -2,8 +2,8 @@
 
 Resumable: rows already in the results CSV are skipped; missing rows (never computed, or deleted)
 are computed, and only those. Methods (SPEC §7): each Neuralizer model of ``config.models``
-(optionally with context bootstrapping), the mean of the context outputs, atlas propagation and
-the task-specific U-Nets (trained on demand as resumable jobs).
+(optionally with context bootstrapping, as in prediction), the mean of the context outputs,
+atlas propagation and the task-specific U-Nets (trained on demand as resumable jobs).
 """
 
 from __future__ import annotations
@@ -22,35 +22,27 @@ from neuralizer.evaluate.metrics import metric_name, score
 from neuralizer.evaluate.results import append_rows, exclusive, read_rows, row_key
 from neuralizer.evaluate.sets import Instance, build_instances
 from neuralizer.evaluate.unet import train_unet
+from neuralizer.infer.ensemble import EnsembleConfig, run_ensemble
 
 #: predict(instance, n, targets) -> len(targets)×1×H×W raw predictions
 Predictor = Callable[[Instance, int, list[int]], np.ndarray]
 
 
 def neuralizer_predictor(model, *, ensemble: int = 0, seed: int = 0, chunk: int = 4) -> Predictor:
-    """Neuralizer with the first n pool pairs as context; ``ensemble`` K > 0: the mean of K
-    passes, each with n pairs drawn with replacement from them (context bootstrapping, SPEC §5,
-    without the affine perturbation)."""
+    """Neuralizer with the first n pool pairs as context, through the prediction code's
+    :func:`~neuralizer.infer.ensemble.run_ensemble`; ``ensemble`` K > 1: context bootstrapping
+    (K passes, n pairs drawn with replacement, a small affine on the target; SPEC §5)."""
 
-    @torch.inference_mode()
     def predict(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
-        context_in = torch.from_numpy(inst.pool_in[:n])
-        context_out = torch.from_numpy(inst.pool_out[:n])
-        g = torch.Generator().manual_seed(seed * 1_000_003 + inst.index * 1009 + n)
-        draws = [torch.arange(n)]
-        if ensemble:
-            draws = [torch.randint(n, (n,), generator=g) for _ in range(ensemble)]
-        out = []
-        for start in range(0, len(targets), chunk):
-            t = torch.from_numpy(inst.target_in[targets[start : start + chunk]])
-            b = len(t)
-            passes = [
-                model(t, context_in[d].expand(b, -1, -1, -1, -1),
-                      context_out[d].expand(b, -1, -1, -1, -1))
-                for d in draws
-            ]  # fmt: skip
-            out.append(torch.stack(passes).mean(0))
-        return torch.cat(out).numpy()
+        b = len(targets)
+        context_in = torch.from_numpy(inst.pool_in[:n]).expand(b, -1, -1, -1, -1)
+        context_out = torch.from_numpy(inst.pool_out[:n]).expand(b, -1, -1, -1, -1)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + inst.index * 1009 + n)
+        mean, _ = run_ensemble(
+            model, torch.from_numpy(inst.target_in[targets]), context_in, context_out,
+            config=EnsembleConfig(passes=max(ensemble, 1)), generator=generator, batch_size=chunk,
+        )  # fmt: skip
+        return mean.numpy()
 
     return predict
 

@@ -83,7 +83,7 @@ def check_header(path: Path) -> nib.Nifti1Image:
     if voxels > _MAX_VOXELS:
         raise ValueError(f"{path}: {voxels:,} voxels, more than the {_MAX_VOXELS:,} accepted")
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
-        raise ValueError(f"{path}: its affine is singular or not finite:\n{affine}")
+        raise ValueError(f"{path}: its affine is singular or not finite: {affine.tolist()}")
     return img
 
 

@@ -303,7 +303,7 @@ def _bad_nifti(fault: str, folder: Path, data) -> None:
     if fault == "4d":
         image = np.stack([image] * data.draw(st.integers(2, 4)), axis=-1)
     elif fault == "flat":
-        image = image[:, :, :1]
+        image = image[:, :, : data.draw(st.integers(1, 7))]
     elif fault in ("singular", "nan-affine"):  # nibabel refuses to write these: patch the bytes
         bad = affine.copy()
         if fault == "singular":
@@ -324,9 +324,10 @@ def _bad_nifti(fault: str, folder: Path, data) -> None:
     elif fault == "labels-grid":
         nib.save(nib.Nifti1Image(image[:-1].astype(np.int16), affine), folder / "scan_labels.nii")
     nib.save(nib.Nifti1Image(image, affine), str(path))
-    if fault == "truncate":
+    if fault == "truncate":  # of a .gz, only its first half: the rest may hold no voxels
         raw = path.read_bytes()
-        path.write_bytes(raw[: data.draw(st.integers(0, len(raw) - 1))])
+        end = len(raw) // 2 if suffix == ".nii.gz" else len(raw) - 1
+        path.write_bytes(raw[: data.draw(st.integers(0, end))])
 
 
 @given(fault=st.sampled_from(NIFTI_FAULTS), data=st.data())

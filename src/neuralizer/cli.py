@@ -56,6 +56,16 @@ def _plot_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from neuralizer.evaluate import EvalConfig, run
+
+    for path in args.config:
+        config = EvalConfig.from_file(path)
+        computed = run(config, methods=args.methods, tasks=args.tasks)
+        print(f"{path}: {len(computed)} new rows in {config.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuralizer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,10 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", required=True, help="output PNG")
     plot.set_defaults(func=_plot_log)
 
+    evaluate = commands.add_parser(
+        "evaluate", help="run evaluation configurations (resumable: finished rows are skipped)"
+    )
+    evaluate.add_argument("config", nargs="+", help="JSON files of EvalConfig fields")
+    evaluate.add_argument("--methods", nargs="+", help="only these of the config's methods")
+    evaluate.add_argument("--tasks", nargs="+", help="only these of the config's tasks")
+    evaluate.set_defaults(func=_evaluate)
+
     from neuralizer.data.cli import add_data_commands
     from neuralizer.tasks.cli import add_task_commands
 
     add_task_commands(add_data_commands(commands))
+
+    from neuralizer.infer.cli import add_predict_command
+
+    add_predict_command(commands)
     return parser
 
 

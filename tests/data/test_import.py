@@ -111,3 +111,17 @@ def test_errors_before_heavy_work(tmp_path):
         find_scans(tmp_path)
     with pytest.raises(ValueError, match="empty"):
         guess_kind(np.zeros((4, 4, 4)), np.eye(4))
+
+
+def test_imported_dataset_is_a_slice_source(imported):
+    from neuralizer.data.dataset import DatasetSliceSource
+
+    out, *_ = imported
+    source = DatasetSliceSource(out)
+    assert len(source) == 2
+    ids = [s["id"] for s in source.subjects]
+    brain = source.get(ids.index("brain"), 0.5)
+    assert brain.shape == (96, 96) and brain.images["image"].dtype == np.float32
+    assert brain.labels["labels"].dtype == np.int32 and brain.brain_mask.any()
+    # aparc+aseg labels give a real tissue map: white matter and cortex both present.
+    assert {2, 3} <= set(np.unique(brain.tissue))

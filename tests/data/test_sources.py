@@ -8,7 +8,7 @@ import pytest
 from neuralizer.data.cache import read_checked, write_entry
 from neuralizer.data.sources import HELDOUT_PROTOCOLS, TRAIN_PROTOCOLS, load_protocol
 from neuralizer.data.space import common_grid
-from neuralizer.data.subjects import SynthConfig, SynthSliceSource, subject_seed
+from neuralizer.data.subjects import SynthConfig, SynthSliceSource, anatomy_id, subject_seed
 
 CONFIG = SynthConfig(voxel_size_mm=4.0)
 
@@ -73,6 +73,9 @@ def test_splits_are_disjoint():
     seeds = {s: {subject_seed(s, i) for i in range(100_000)} for s in ("train", "val", "test")}
     assert not seeds["train"] & seeds["val"] and not seeds["train"] & seeds["test"]
     assert not seeds["val"] & seeds["test"]
+    # Test subjects also have anatomies (deformation fields) that no training subject uses.
+    anatomies = {s: {anatomy_id(CONFIG, s, seed) for seed in seeds[s]} for s in seeds}
+    assert not (anatomies["train"] | anatomies["val"]) & anatomies["test"]
 
 
 def test_heldout_protocols_never_reach_training(train, cache_dir):
@@ -93,3 +96,14 @@ def test_heldout_protocols_never_reach_training(train, cache_dir):
     # For evaluation they load, as integer maps on the common grid.
     aal = load_protocol("aal", grid, evaluation=True)
     assert aal.shape == grid.shape and np.issubdtype(aal.dtype, np.integer) and aal.max() > 0
+
+
+def test_other_slice_axes(train, cache_dir):
+    axial = SynthSliceSource("train", 3, CONFIG, axis="axial", cache_dir=cache_dir).get(0, 0.5)
+    sagittal = SynthSliceSource("train", 3, CONFIG, axis="sagittal", cache_dir=cache_dir).get(
+        0, 0.5
+    )
+    assert axial.shape == (56, 48) and sagittal.shape == (48, 56)
+    assert axial.brain_mask.mean() > 0.2 and sagittal.brain_mask.mean() > 0.2
+    with pytest.raises(ValueError, match="unknown axis"):
+        SynthSliceSource("train", 3, CONFIG, axis="oblique", cache_dir=cache_dir)

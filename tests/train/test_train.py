@@ -55,9 +55,9 @@ def test_interrupted_and_resumed_run_ends_with_the_same_parameters(tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0  # SIGTERM: checkpoint, then a clean exit
     interrupted_at = json.loads(
-        __import__("safetensors").safe_open(
-            tmp_path / "interrupted" / "state.safetensors", "pt"
-        ).metadata()["progress"]
+        __import__("safetensors")
+        .safe_open(tmp_path / "interrupted" / "state.safetensors", "pt")
+        .metadata()["progress"]
     )["step"]
     assert 0 < interrupted_at < steps
 

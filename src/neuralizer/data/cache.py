@@ -38,16 +38,29 @@ def _jsonable(value: object) -> object:
 
 
 def write_entry(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping) -> None:
-    """Atomically write ``arrays`` (name -> array) and ``meta`` as the cache entry ``path``."""
+    """Atomically write ``arrays`` (name -> array) and ``meta`` as the cache entry ``path``.
+
+    Safe with concurrent writers (e.g. DataLoader workers): an entry is built in a temporary
+    folder and renamed into place; a stale entry (other key) is first renamed away, then deleted;
+    if another process has just put an entry in place, ours is dropped (same key, same content).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, default=_jsonable))
-        if path.exists():  # a stale entry with the same name: replace it
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if path.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".trash-{path.name}.", dir=path.parent))
+            try:
+                os.replace(path, trash / "old")
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # another writer won the race
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -37,16 +37,25 @@ def register_affine(
 
     ``fixed``/``moving`` are 3D intensity arrays with their voxel-to-world RAS affines.
     """
-    fixed_img = to_sitk(fixed, fixed_affine)
-    moving_img = to_sitk(moving, moving_affine)
+    return register_affine_images(
+        to_sitk(fixed, fixed_affine), to_sitk(moving, moving_affine), seed=seed
+    )
+
+
+def register_affine_images(
+    fixed_img: sitk.Image, moving_img: sitk.Image, *, seed: int = 0
+) -> sitk.Transform:
+    """Rigid then affine registration of two SimpleITK images (2D or 3D), moments initialised.
+
+    Returns the transform mapping fixed-space world points to moving-space world points.
+    """
+    dim = fixed_img.GetDimension()
+    euler = sitk.Euler2DTransform() if dim == 2 else sitk.Euler3DTransform()
     init = sitk.CenteredTransformInitializer(
-        fixed_img,
-        moving_img,
-        sitk.Euler3DTransform(),
-        sitk.CenteredTransformInitializerFilter.MOMENTS,
+        fixed_img, moving_img, euler, sitk.CenteredTransformInitializerFilter.MOMENTS
     )
     rigid = _run(fixed_img, moving_img, init, seed=seed)
-    affine = sitk.AffineTransform(3)
+    affine = sitk.AffineTransform(dim)
     affine.SetCenter(rigid.GetCenter())
     affine.SetMatrix(rigid.GetMatrix())
     affine.SetTranslation(rigid.GetTranslation())

@@ -81,17 +81,22 @@ def label_names(protocol: str) -> dict[int, str]:
     return {0: rows.get(0, "background"), **rows}
 
 
+def check_protocols(protocols: tuple[str, ...], *, evaluation: bool) -> None:
+    """Raise ValueError for unknown protocols, and for held-out ones unless ``evaluation``."""
+    for protocol in protocols:
+        if protocol in HELDOUT_PROTOCOLS and not evaluation:
+            raise ValueError(
+                f"{protocol!r} is a held-out protocol (SPEC §6): it may only be loaded for "
+                "evaluation; pass evaluation=True in evaluation code, never in training"
+            )
+        if protocol not in TRAIN_PROTOCOLS + HELDOUT_PROTOCOLS:
+            known = TRAIN_PROTOCOLS + HELDOUT_PROTOCOLS
+            raise ValueError(f"unknown protocol {protocol!r}; known: {known}")
+
+
 def load_protocol(protocol: str, grid: Grid, *, evaluation: bool = False) -> np.ndarray:
     """Integer label map (int32, ``grid.shape``) of one protocol, nearest-neighbour resampled."""
-    if protocol in HELDOUT_PROTOCOLS and not evaluation:
-        raise ValueError(
-            f"{protocol!r} is a held-out protocol (SPEC §6): it may only be loaded for evaluation; "
-            "pass evaluation=True in evaluation code, never in training"
-        )
-    if protocol not in TRAIN_PROTOCOLS + HELDOUT_PROTOCOLS:
-        raise ValueError(
-            f"unknown protocol {protocol!r}; known: {TRAIN_PROTOCOLS + HELDOUT_PROTOCOLS}"
-        )
+    check_protocols((protocol,), evaluation=evaluation)
     data, affine = load_nifti(str(_atlas_path(protocol)))
     if protocol in _PROBABILISTIC:
         index = np.argmax(data, axis=3).astype(np.int32) + 1
@@ -195,9 +200,7 @@ def load_anatomy(
 
     Held-out protocols need ``evaluation=True`` (raises ValueError otherwise, before any loading).
     """
-    for protocol in protocols:
-        if protocol in HELDOUT_PROTOCOLS and not evaluation:
-            load_protocol(protocol, grid)  # raises the explanatory error
+    check_protocols(protocols, evaluation=evaluation)
     images = load_templates(grid)
     aparc_aseg = load_protocol("desikan_killiany", grid)
     # Union of every template's brain, so the mask covers each real brain image in full.

@@ -22,6 +22,7 @@ from neuralizer.data.sources import (
     HELDOUT_PROTOCOLS,
     TRAIN_PROTOCOLS,
     Anatomy,
+    check_protocols,
     label_names,
     load_anatomy,
     source_versions,
@@ -30,12 +31,12 @@ from neuralizer.data.space import Grid, common_grid
 from neuralizer.data.subject import SliceSubject
 from neuralizer.data.synth import (
     DeformationConfig,
+    Sampler,
     add_extracerebral_layers,
     sample_deformation,
-    warp,
 )
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _SEED_BASE = {"train": 0, "val": 100_000_000, "test": 200_000_000}
 _ANATOMY_POOL = {"train": 0, "val": 0, "test": 1}
@@ -69,6 +70,12 @@ def subject_seed(split: str, index: int) -> int:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     return _SEED_BASE[split] + int(index)
+
+
+def anatomy_id(config: SynthConfig, split: str, seed: int) -> tuple[int, int]:
+    """(pool, index) of the anatomy deformation of subject ``seed``: pool 0 for train and val,
+    pool 1 for test, so test anatomies are never seen in training."""
+    return _ANATOMY_POOL[split], seed % config.n_anatomies
 
 
 def _cache_key(config: SynthConfig, what: str) -> str:
@@ -128,35 +135,32 @@ def synthesize_subject(
     """
     grid = anatomy.grid
     center = grid.affine[:3, :3] @ (np.asarray(grid.shape) - 1) / 2 + grid.affine[:3, 3]
-    pool = _ANATOMY_POOL[split]
-    anatomy_index = seed % config.n_anatomies
-    anatomy_rng = np.random.default_rng([2, pool, anatomy_index])
+    anatomy_rng = np.random.default_rng([2, *anatomy_id(config, split, seed)])
     subject_rng = np.random.default_rng([1, seed])
     anat_def = sample_deformation(config.anatomy_deformation, anatomy_rng, center)
     subj_def = sample_deformation(config.subject_deformation, subject_rng, center)
     # Output point -> subject transform -> anatomy transform -> MNI template point.
     points = subj_def.source_points(grid).reshape(3, -1).T
     points = anat_def.map_points(points, grid).T.reshape(3, *grid.shape)
-    brain = warp(anatomy.brain_mask, points, grid, order=0)
-    tissue = warp(anatomy.tissue, points, grid, order=0)
+    sample = Sampler(points, grid)
+    brain = sample.nearest(anatomy.brain_mask)
+    tissue = sample.nearest(anatomy.tissue)
     out = {
         "tissue": add_extracerebral_layers(tissue, brain, grid.voxel_size_mm, subject_rng),
         "brain_mask": brain,
     }
     for name, labels in anatomy.labels.items():
-        warped = warp(labels.astype(np.int32), points, grid, order=0)
+        warped = sample.nearest(labels.astype(np.int32))
         # int16 on disk where the values fit (halves the cache); slices are handed out as int32.
         out[f"labels__{name}"] = warped.astype(np.int16) if warped.max() < 2**15 else warped
     for name, image in anatomy.images.items():
-        out[f"images__{name}"] = np.clip(warp(image, points, grid, order=1), 0, 1).astype(
-            np.float16
-        )
+        out[f"images__{name}"] = np.clip(sample.linear(image), 0, 1).astype(np.float16)
     for name, mask in anatomy.masks.items():
-        out[f"masks__{name}"] = warp(mask, points, grid, order=0)
+        out[f"masks__{name}"] = sample.nearest(mask)
     return out
 
 
-def _slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+def slice_volume(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     """H×W slice, superior (or anterior, for axial) at the top, subject's left on the left."""
     plane = np.take(volume, index, axis=axis)  # 2D in the remaining axes' order
     return np.ascontiguousarray(plane.T[::-1])
@@ -191,6 +195,7 @@ class SynthSliceSource:
                 f"held-out protocols {heldout} are for evaluation only: use split='test' and "
                 "evaluation=True"
             )
+        check_protocols(self.config.protocols, evaluation=evaluation)
         self.split, self.n_subjects, self.axis = split, int(n_subjects), AXES[axis]
         self.evaluation = evaluation
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -246,16 +251,18 @@ class SynthSliceSource:
         groups = _split_groups(arrays)
         return SliceSubject(
             subject_id=f"mni152/{self.split}/seed={meta['seed']}",
-            tissue=_slice(arrays["tissue"], self.axis, k),
-            brain_mask=_slice(arrays["brain_mask"], self.axis, k),
+            tissue=slice_volume(arrays["tissue"], self.axis, k),
+            brain_mask=slice_volume(arrays["brain_mask"], self.axis, k),
             labels={
-                p: _slice(v, self.axis, k).astype(np.int32) for p, v in groups["labels"].items()
+                p: slice_volume(v, self.axis, k).astype(np.int32)
+                for p, v in groups["labels"].items()
             },
             label_names=self.label_names,
             images={
-                n: _slice(v, self.axis, k).astype(np.float32) for n, v in groups["images"].items()
+                n: slice_volume(v, self.axis, k).astype(np.float32)
+                for n, v in groups["images"].items()
             },
-            masks={n: _slice(v, self.axis, k) for n, v in groups["masks"].items()},
+            masks={n: slice_volume(v, self.axis, k) for n, v in groups["masks"].items()},
             position=float(position),
             seed=int(meta["seed"]),
             voxel_size_mm=self.config.voxel_size_mm,

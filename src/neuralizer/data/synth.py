@@ -20,6 +20,29 @@ from scipy import ndimage
 from neuralizer.data.space import Grid
 
 
+def _upsample_matrix(n_coarse: int, n_fine: int) -> np.ndarray:
+    """n_fine×n_coarse matrix of 1D cubic-spline upsampling (``ndimage.zoom``, order 3)."""
+    eye = np.eye(n_coarse)
+    columns = [
+        ndimage.zoom(e, n_fine / n_coarse, order=3, mode="nearest", grid_mode=True)[:n_fine]
+        for e in eye
+    ]
+    return np.stack(columns, axis=1)
+
+
+def smooth_upsample(coarse: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Cubic-spline upsampling of a small grid to ``shape``, one axis at a time.
+
+    Equals ``ndimage.zoom(coarse, order=3, mode="nearest", grid_mode=True)`` (the spline is
+    separable) at a fraction of its cost, since the coarse grid has only a few nodes per axis.
+    """
+    out = coarse.astype(np.float64)
+    for axis, n_fine in enumerate(shape):
+        matrix = _upsample_matrix(coarse.shape[axis], n_fine)
+        out = np.moveaxis(np.tensordot(matrix, np.moveaxis(out, axis, 0), axes=1), 0, axis)
+    return out
+
+
 @dataclass(frozen=True)
 class Deformation:
     """Output world point p (mm) is taken from input point ``matrix @ (p - center) + center +
@@ -35,14 +58,7 @@ class Deformation:
 
     def elastic_field(self, grid: Grid) -> np.ndarray:
         """Dense displacement (3×X×Y×Z, mm) on ``grid``, cubic upsampling of the coarse grid."""
-        zoom = [n / c for n, c in zip(grid.shape, self.elastic_coarse.shape[1:], strict=True)]
-        field = np.stack(
-            [
-                ndimage.zoom(c, zoom, order=3, mode="nearest", grid_mode=True)
-                for c in self.elastic_coarse
-            ]
-        )
-        return field[:, : grid.shape[0], : grid.shape[1], : grid.shape[2]]
+        return np.stack([smooth_upsample(c, grid.shape) for c in self.elastic_coarse])
 
     def source_points(self, grid: Grid) -> np.ndarray:
         """World coordinates (3×X×Y×Z, mm) in the input that every output voxel samples."""
@@ -105,19 +121,45 @@ def sample_deformation(
     )
 
 
+class Sampler:
+    """Samples volumes on ``grid`` at world ``source_points`` (3×X×Y×Z, mm); zero outside.
+
+    The voxel coordinates (and, for nearest neighbour, the rounded flat indices) are computed
+    once and shared by every volume warped with the same transform.
+    """
+
+    def __init__(self, source_points: np.ndarray, grid: Grid) -> None:
+        offset = grid.affine[:3, 3, None, None, None]
+        self.index = np.tensordot(np.linalg.inv(grid.affine[:3, :3]), source_points - offset, 1)
+        self.shape = grid.shape
+        self._nearest: tuple[np.ndarray, np.ndarray] | None = None
+
+    def nearest(self, volume: np.ndarray) -> np.ndarray:
+        """Nearest-neighbour sample (labels, masks); dtype kept."""
+        if self._nearest is None:
+            rounded = np.rint(self.index).astype(np.intp)
+            inside = np.all(
+                [(r >= 0) & (r < n) for r, n in zip(rounded, self.shape, strict=True)], axis=0
+            )
+            flat = np.ravel_multi_index(tuple(np.where(inside, rounded, 0)), self.shape)
+            self._nearest = flat, inside
+        flat, inside = self._nearest
+        return np.where(inside, np.asarray(volume).ravel()[flat], 0).astype(volume.dtype)
+
+    def linear(self, volume: np.ndarray) -> np.ndarray:
+        """Trilinear sample (images); float32."""
+        data = np.asarray(volume, dtype=np.float32)
+        out = ndimage.map_coordinates(data, self.index, order=1, mode="constant", cval=0)
+        return out.astype(np.float32)
+
+
 def warp(volume: np.ndarray, source_points: np.ndarray, grid: Grid, *, order: int) -> np.ndarray:
     """Sample ``volume`` (on ``grid``) at world ``source_points`` (3×X×Y×Z); zero outside.
 
     ``order=0`` for labels/masks (dtype kept), ``order=1`` for images (float32).
     """
-    index = np.tensordot(
-        np.linalg.inv(grid.affine[:3, :3]), source_points - grid.affine[:3, 3, None, None, None], 1
-    )
-    data = volume.astype(np.uint8) if volume.dtype == bool else volume
-    if order == 1:
-        data = data.astype(np.float32)
-    out = ndimage.map_coordinates(data, index, order=order, mode="constant", cval=0)
-    return out.astype(volume.dtype) if order == 0 else out.astype(np.float32)
+    sampler = Sampler(source_points, grid)
+    return sampler.nearest(volume) if order == 0 else sampler.linear(volume)
 
 
 def add_extracerebral_layers(
@@ -132,9 +174,7 @@ def add_extracerebral_layers(
     distance = (ndimage.distance_transform_edt(~brain_mask) - 0.5) * voxel_size_mm
     # Smooth multiplicative thickness variation over the head (about ±25%).
     coarse = rng.normal(0.0, 0.15, (4, 4, 4))
-    zoom = [n / 4 for n in tissue.shape]
-    wobble = np.exp(ndimage.zoom(coarse, zoom, order=3, mode="nearest", grid_mode=True))
-    wobble = wobble[: tissue.shape[0], : tissue.shape[1], : tissue.shape[2]]
+    wobble = np.exp(smooth_upsample(coarse, tissue.shape))
     thickness = {  # outward order: CSF, skull, scalp (galea/muscle), fat, skin (scalp class)
         9: rng.uniform(1.0, 3.0),
         10: rng.uniform(4.0, 8.0),

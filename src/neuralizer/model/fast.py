@@ -21,6 +21,9 @@ from neuralizer.model.network import Neuralizer, PairwiseConvAvg, ResUnit, UpFus
 
 # Context rows per chunk are chosen so that one chunk of the stream is about this many bytes.
 CHUNK_BYTES = 8 * 2**20
+# channels_last is what oneDNN convolutions use natively on CPU (benchmarks/bench_model.py
+# measures the fast path with torch.contiguous_format too).
+MEMORY_FORMAT = torch.channels_last
 _gelu_ = torch.ops.aten.gelu_
 
 
@@ -78,7 +81,7 @@ def fast_forward(
     model: Neuralizer, target_in: Tensor, context_in: Tensor, context_out: Tensor
 ) -> Tensor:
     """Inference-only forward pass; same shapes and result as ``model.plain_forward``."""
-    layout = torch.channels_last
+    layout = MEMORY_FORMAT
     r_x = model.target_embed(target_in.contiguous(memory_format=layout))
     pairs = torch.cat([context_in, context_out], dim=2).flatten(0, 1)
     r_C = model.context_embed(pairs.contiguous(memory_format=layout))

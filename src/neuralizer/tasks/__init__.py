@@ -1,58 +1,48 @@
 """neuralizer.tasks: the eight task families, the eight task augmentations, episodes and sampler.
 
 See ``docs/img/tasks.png`` (``neuralizer data tasks -o FILE.png``) for a picture of each.
+
+Names are imported on first use (PEP 562), so that importing one submodule (e.g. the command-line
+wiring in ``neuralizer.tasks.cli``) does not import torch and every task family.
 """
 
-from neuralizer.tasks.augmentations import AUGMENTATION_NAMES, TASK_AUGMENTATIONS
-from neuralizer.tasks.base import Task, TaskSpace
-from neuralizer.tasks.episode import Batch, Episode, EpisodeRecord, PairRecord, build_episode
-from neuralizer.tasks.losses import (
-    batch_loss,
-    clamp_output,
-    dice_score,
-    episode_losses,
-    mse_loss,
-    psnr,
-    soft_dice_loss,
-)
-from neuralizer.tasks.registry import TASK_NAMES, make_task
-from neuralizer.tasks.sampler import (
-    DEFAULT_AUGMENTATION_PROBABILITY,
-    DEFAULT_TASK_WEIGHTS,
-    EpisodeDataset,
-    EpisodeSampler,
-    HoldOut,
-    SamplerConfig,
-    replay,
-)
-from neuralizer.tasks.spatial import SpatialConfig, SpatialParams
+_LAZY = {
+    "AUGMENTATION_NAMES": "neuralizer.tasks.augmentations",
+    "TASK_AUGMENTATIONS": "neuralizer.tasks.augmentations",
+    "Task": "neuralizer.tasks.base",
+    "TaskSpace": "neuralizer.tasks.base",
+    "Batch": "neuralizer.tasks.episode",
+    "Episode": "neuralizer.tasks.episode",
+    "EpisodeRecord": "neuralizer.tasks.episode",
+    "PairRecord": "neuralizer.tasks.episode",
+    "build_episode": "neuralizer.tasks.episode",
+    "batch_loss": "neuralizer.tasks.losses",
+    "clamp_output": "neuralizer.tasks.losses",
+    "dice_score": "neuralizer.tasks.losses",
+    "episode_losses": "neuralizer.tasks.losses",
+    "mse_loss": "neuralizer.tasks.losses",
+    "psnr": "neuralizer.tasks.losses",
+    "soft_dice_loss": "neuralizer.tasks.losses",
+    "TASK_NAMES": "neuralizer.tasks.registry",
+    "make_task": "neuralizer.tasks.registry",
+    "DEFAULT_AUGMENTATION_PROBABILITY": "neuralizer.tasks.sampler",
+    "DEFAULT_TASK_WEIGHTS": "neuralizer.tasks.sampler",
+    "EpisodeDataset": "neuralizer.tasks.sampler",
+    "EpisodeSampler": "neuralizer.tasks.sampler",
+    "HoldOut": "neuralizer.tasks.sampler",
+    "SamplerConfig": "neuralizer.tasks.sampler",
+    "replay": "neuralizer.tasks.sampler",
+    "SpatialConfig": "neuralizer.tasks.spatial",
+    "SpatialParams": "neuralizer.tasks.spatial",
+}
 
-__all__ = [
-    "AUGMENTATION_NAMES",
-    "DEFAULT_AUGMENTATION_PROBABILITY",
-    "DEFAULT_TASK_WEIGHTS",
-    "TASK_AUGMENTATIONS",
-    "TASK_NAMES",
-    "Batch",
-    "Episode",
-    "EpisodeDataset",
-    "EpisodeRecord",
-    "EpisodeSampler",
-    "HoldOut",
-    "PairRecord",
-    "SamplerConfig",
-    "SpatialConfig",
-    "SpatialParams",
-    "Task",
-    "TaskSpace",
-    "batch_loss",
-    "build_episode",
-    "clamp_output",
-    "dice_score",
-    "episode_losses",
-    "make_task",
-    "mse_loss",
-    "psnr",
-    "replay",
-    "soft_dice_loss",
-]
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'neuralizer.tasks' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

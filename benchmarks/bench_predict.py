@@ -1,0 +1,141 @@
+"""Whole-volume prediction time and peak memory (issue 7, docs/performance.md).
+
+One embedded test subject (2 mm MNI grid, 96×112×96, skull-stripped T1) is the target; L = 8 other
+test subjects are the context (a binary hippocampus+thalamus mask as the output). Each measurement
+runs in its own subprocess, so its peak resident memory is its own:
+
+- ``predict-e1`` / ``predict-e8``: ``predict_volume`` with ensemble 1 and 8, context already on the
+  target's grid (``align="none"``), model loaded beforehand (load time reported separately);
+- ``align``: the affine registration of the 8 context pairs alone (``align="affine"``'s extra cost).
+
+    python benchmarks/bench_predict.py --output benchmarks/results/bench_predict.json
+
+Uses the shipped model; ``--model PATH`` for another checkpoint, ``--untrained`` for a random
+c = 32 network of the shipped architecture (timing only: the numbers do not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_CONTEXT = 8
+STRUCTURES = (10, 49, 17, 53)  # thalamus and hippocampus, both sides
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _data():
+    import nibabel as nib
+
+    from neuralizer.data.subjects import SynthConfig, SynthSliceSource
+
+    source = SynthSliceSource("test", N_CONTEXT + 1, SynthConfig(voxel_size_mm=2.0))
+
+    def image(i, key, fn=lambda a: a):
+        return nib.Nifti1Image(fn(np.asarray(source.volumes(i)[0][key])), source.grid.affine)
+
+    target = image(0, "images__t1_brain", lambda a: a.astype(np.float32))
+    c_in = [image(i, "images__t1_brain", lambda a: a.astype(np.float32)) for i in range(1, 9)]
+    c_out = [
+        image(i, "labels__desikan_killiany", lambda a: np.isin(a, STRUCTURES).astype(np.uint8))
+        for i in range(1, 9)
+    ]
+    return target, c_in, c_out
+
+
+def _model(args: argparse.Namespace):
+    import torch
+
+    from neuralizer.model import ModelConfig, Neuralizer, load
+
+    if args.untrained:
+        torch.manual_seed(0)
+        model = Neuralizer(ModelConfig(channels=32)).eval()
+        model.provenance = {"voxel_size_mm": 2.0, "image_size": [96, 96]}
+        return model
+    return load(args.model)
+
+
+def worker(kind: str, args: argparse.Namespace) -> dict:
+    import torch
+
+    from neuralizer.infer import predict_volume
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    target, c_in, c_out = _data()
+    start = time.perf_counter()
+    model = _model(args)
+    load_s = time.perf_counter() - start
+    if kind == "align":
+        from neuralizer.infer.align import align_context
+        from neuralizer.infer.api import model_geometry, rescale_channels
+        from neuralizer.infer.checks import as_loaded
+        from neuralizer.infer.volume import resample_channels, working_grid
+
+        loaded = as_loaded(target, "target")
+        voxel, size = model_geometry(model)
+        grid = working_grid(loaded, voxel, size, 1)
+        fixed = rescale_channels(resample_channels(loaded, grid))[0]
+        pairs_in = [as_loaded(c, "in") for c in c_in]
+        pairs_out = [as_loaded(c, "out") for c in c_out]
+        start = time.perf_counter()
+        align_context("affine", fixed, grid, pairs_in, pairs_out, discrete=True)
+        seconds = time.perf_counter() - start
+    else:
+        ensemble = int(kind.removeprefix("predict-e"))
+        start = time.perf_counter()
+        predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align="none")
+        seconds = time.perf_counter() - start
+    return {
+        "kind": kind,
+        "seconds": round(seconds, 2),
+        "model_load_seconds": round(load_s, 2),
+        "peak_rss_mb": round(_rss_mb(), 1),
+        "threads": torch.get_num_threads(),
+        "n_context": N_CONTEXT,
+        "volume": list(target.shape),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--untrained", action="store_true", help="random c=32 weights")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--only", choices=("predict-e1", "predict-e8", "align"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args)))
+        return
+    results = []
+    for kind in [args.only] if args.only else ["predict-e1", "predict-e8", "align"]:
+        command = [sys.executable, __file__, "--worker", kind]
+        command += ["--untrained"] if args.untrained else []
+        command += ["--model", args.model] if args.model else []
+        command += ["--threads", str(args.threads)] if args.threads else []
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+        print(results[-1])
+    report = {"machine": platform.platform(), "python": platform.python_version(),
+              "results": results}  # fmt: skip
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Baselines that need no training (SPEC §7): the mean of the context outputs, atlas propagation.
+
+Shapes: ``context_in`` L×3×H×W, ``context_out`` L×1×H×W, ``target_in`` 3×H×W (numpy float32);
+each baseline returns a 1×H×W prediction in the model's output convention (segmentation-like
+outputs are later thresholded at 0.5, so the mean of L binary masks thresholded at 0.5 is a
+majority vote).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from neuralizer.data.register import register_affine_images
+
+
+def mean_baseline(context_out: np.ndarray) -> np.ndarray:
+    """Voxel-wise mean of the context outputs: L×1×H×W -> 1×H×W."""
+    if context_out.shape[0] == 0:
+        raise ValueError("the mean baseline needs at least one context pair")
+    return context_out.mean(axis=0).astype(np.float32)
+
+
+def _image(array: np.ndarray) -> sitk.Image:
+    return sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def _intensity(x: np.ndarray) -> np.ndarray:
+    """The H×W image registrations use: the sum of the input's channels (unused ones are 0)."""
+    return x.sum(axis=0)
+
+
+def register_deformable(
+    fixed: np.ndarray, moving: np.ndarray, *, seed: int = 0, mesh_size: int = 6
+) -> sitk.Transform:
+    """Affine (``register_affine_images``) then B-spline registration of two H×W images.
+
+    Mattes mutual information (context and target may be different modalities); returns the
+    composite fixed->moving transform.
+    """
+    fixed_img, moving_img = _image(fixed), _image(moving)
+    affine = register_affine_images(fixed_img, moving_img, seed=seed)
+    moving_affine = sitk.Resample(moving_img, fixed_img, affine, sitk.sitkLinear, 0.0)
+    bspline = sitk.BSplineTransformInitializer(fixed_img, [mesh_size, mesh_size], order=3)
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.3, seed)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsLBFGSB(numberOfIterations=50, maximumNumberOfCorrections=5)
+    reg.SetShrinkFactorsPerLevel([2, 1])
+    reg.SetSmoothingSigmasPerLevel([1.0, 0.0])
+    reg.SetInitialTransform(bspline, inPlace=True)
+    reg.SetNumberOfThreads(1)  # deterministic metric sums
+    reg.Execute(fixed_img, moving_affine)
+    # fixed point -> (B-spline) -> point in the affinely resampled moving = fixed space ->
+    # (affine) -> moving point. A CompositeTransform applies its last-added transform first.
+    composite = sitk.CompositeTransform(2)
+    composite.AddTransform(affine)
+    composite.AddTransform(bspline)
+    return composite
+
+
+def warp(array: np.ndarray, transform: sitk.Transform, *, nearest: bool) -> np.ndarray:
+    """Resample an H×W ``array`` (in moving space) into fixed space through ``transform``."""
+    image = _image(array)
+    interp = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
+    return sitk.GetArrayFromImage(sitk.Resample(image, image, transform, interp, 0.0))
+
+
+def propagate(
+    target_in: np.ndarray,
+    context_in: np.ndarray,
+    context_out: np.ndarray,
+    *,
+    segmentation_like: bool,
+    seed: int = 0,
+) -> np.ndarray:
+    """Each context output warped onto the target: L×1×H×W.
+
+    Every context input is registered (affine, then deformable) to ``target_in`` and its output
+    carried over (nearest neighbour for masks, linear for images). Fuse with :func:`fuse`.
+    """
+    fixed = _intensity(target_in)
+    warped = [
+        warp(out[0], robust_transform(fixed, _intensity(x), seed=seed), nearest=segmentation_like)
+        for x, out in zip(context_in, context_out, strict=True)
+    ]
+    return np.stack(warped)[:, None].astype(np.float32)
+
+
+def robust_transform(fixed: np.ndarray, moving: np.ndarray, *, seed: int = 0) -> sitk.Transform:
+    """:func:`register_deformable`, falling back to affine, then to the identity, when ITK
+    refuses (e.g. an empty or tiny image: "all samples map outside moving image buffer")."""
+    try:
+        return register_deformable(fixed, moving, seed=seed)
+    except RuntimeError:
+        pass
+    try:
+        return register_affine_images(_image(fixed), _image(moving), seed=seed)
+    except RuntimeError:
+        return sitk.Transform(2, sitk.sitkIdentity)
+
+
+def fuse(warped_out: np.ndarray) -> np.ndarray:
+    """Majority vote (masks, after the 0.5 threshold) or mean (images): L×1×H×W -> 1×H×W."""
+    return mean_baseline(warped_out)

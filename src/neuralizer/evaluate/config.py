@@ -1,0 +1,137 @@
+"""Evaluation configurations (one JSON file per experiment; paper §4.4–4.7, SPEC §7).
+
+A configuration fixes everything an evaluation draws: the data (test split, and where the context
+or training pairs come from), the task instances, the methods and the context sizes, so that a
+rerun produces exactly the same rows (and a resumed run the same rows as an uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neuralizer.tasks.registry import TASK_NAMES
+
+#: methods that need no trained model besides the Neuralizer checkpoints in ``models``
+BASELINES = ("mean", "atlas", "unet")
+
+
+@dataclass(frozen=True)
+class UNetBudget:
+    """Training of the task-specific U-Nets ("Baseline-seen", paper §4.5), scaled to a CPU.
+
+    Each U-Net trains for exactly ``steps`` Adam steps of ``batch_size`` pairs (a fixed budget:
+    no early stopping), drawn from its first n training pairs; ``train_sizes`` are the n.
+    """
+
+    train_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 512)
+    steps: int = 2000
+    batch_size: int = 8
+    channels: int = 16
+    stages: int = 4
+    lr: float = 1e-3
+    checkpoint_every: int = 100
+    run_dir: str = "runs/unet"
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One experiment.
+
+    - ``data``: "synth" (test split of the synthesised subjects) or "phantom" (tests only).
+    - ``protocols``: synthesis protocols of the test split (empty: the training protocols);
+      experiment 3 lists the held-out atlases.
+    - Targets are test subjects ``0 .. n_targets-1``. Context/training pairs ("the pool",
+      ``pool_size`` pairs) come from test subjects after the targets (``pool_split`` "test") or
+      from the training split (``pool_split`` "train", subjects cycled when the pool is larger).
+    - ``tasks`` × ``instances_per_task`` task instances; an instance fixes every episode-level
+      choice (label, modalities, corruption level, ...) and the slice position.
+    - ``per_class`` > 0 (segmentation only): each drawn instance becomes ``per_class`` instances,
+      one per largest label of the target slice (the paper's Table 3).
+    - ``methods``: "neuralizer" (every model of ``models``, label -> checkpoint), "mean",
+      "atlas", "unet". ``ensemble`` > 0 adds ``<label>-ens<K>`` rows: K context bootstraps.
+    - ``holdout_*``: evaluate only held-out items (what a Neuralizer-unseen model never saw).
+    """
+
+    name: str
+    output: str
+    tasks: tuple[str, ...]
+    data: str = "synth"
+    voxel_size_mm: float = 2.0
+    axis: str = "coronal"
+    phantom_size: int = 64
+    protocols: tuple[str, ...] = ()
+    n_targets: int = 8
+    pool_split: str = "test"
+    pool_size: int = 32
+    n_train_subjects: int = 100
+    instances_per_task: int = 2
+    per_class: int = 0
+    context_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    methods: tuple[str, ...] = ("neuralizer", "mean", "atlas")
+    models: Mapping[str, str] = field(default_factory=dict)
+    ensemble: int = 0
+    holdout_tasks: tuple[str, ...] = ()
+    holdout_modalities: tuple[str, ...] = ()
+    holdout_protocols: tuple[str, ...] = ()
+    unet: UNetBudget = UNetBudget()
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.tasks if t not in TASK_NAMES]
+        if bad or not self.tasks:
+            raise ValueError(f"tasks {list(self.tasks)}: choose some of {TASK_NAMES}")
+        unknown = [m for m in self.methods if m not in ("neuralizer", *BASELINES)]
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; use neuralizer, {', '.join(BASELINES)}")
+        if "neuralizer" in self.methods and not self.models:
+            raise ValueError("method 'neuralizer' needs 'models': {label: checkpoint path}")
+        if self.data not in ("synth", "phantom") or self.pool_split not in ("test", "train"):
+            raise ValueError("data must be 'synth' or 'phantom', pool_split 'test' or 'train'")
+        if not self.context_sizes or min(self.context_sizes) < 1:
+            raise ValueError(f"context sizes must be >= 1, got {self.context_sizes}")
+        need = max(self.context_sizes)
+        if "unet" in self.methods:
+            need = max(need, *self.unet.train_sizes)
+        if need > self.pool_size:
+            raise ValueError(f"pool_size {self.pool_size} < the largest context/training size")
+        if self.per_class and set(self.tasks) != {"segmentation"}:
+            raise ValueError("per_class applies to the segmentation task only")
+
+    @property
+    def holdout(self) -> dict[str, tuple[str, ...]]:
+        return {
+            "tasks": self.holdout_tasks,
+            "modalities": self.holdout_modalities,
+            "protocols": self.holdout_protocols,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> EvalConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown evaluation config fields {unknown}; known: {sorted(known)}")
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        unet = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get("unet", {}).items()}
+        d["unet"] = UNetBudget(**unet)
+        return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> EvalConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"evaluation config not found: {path}")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None

@@ -1,0 +1,24 @@
+"""Scores of predictions (paper §4.4, SPEC §7), from the training code's own metric functions.
+
+Dice (threshold 0.5) for segmentation-like tasks, PSNR (max value 1) for the rest; raw outputs
+are clamped to [0, 1] first with :func:`neuralizer.tasks.losses.clamp_output`, as in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from neuralizer.tasks.losses import clamp_output, dice_score, psnr
+
+
+def metric_name(segmentation_like: bool) -> str:
+    return "dice" if segmentation_like else "psnr"
+
+
+def score(raw_pred, target, segmentation_like: bool) -> np.ndarray:
+    """Per-item Dice or PSNR of raw predictions: T×1×H×W (numpy or torch) -> T float64."""
+    pred = clamp_output(torch.as_tensor(np.asarray(raw_pred, np.float32)))
+    target = torch.as_tensor(np.asarray(target, np.float32))
+    metric = dice_score if segmentation_like else psnr
+    return metric(pred, target).numpy().astype(np.float64)

@@ -1,0 +1,182 @@
+"""Run an evaluation configuration: every (method, instance, context size, target) row once.
+
+Resumable: rows already in the results CSV are skipped; missing rows (never computed, or deleted)
+are computed, and only those. Methods (SPEC §7): each Neuralizer model of ``config.models``
+(optionally with context bootstrapping), the mean of the context outputs, atlas propagation and
+the task-specific U-Nets (trained on demand as resumable jobs).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuralizer.evaluate.baselines import fuse, mean_baseline, propagate
+from neuralizer.evaluate.config import EvalConfig
+from neuralizer.evaluate.metrics import metric_name, score
+from neuralizer.evaluate.results import append_rows, read_rows, row_key
+from neuralizer.evaluate.sets import Instance, build_instances
+from neuralizer.evaluate.unet import train_unet
+
+#: predict(instance, n, targets) -> len(targets)×1×H×W raw predictions
+Predictor = Callable[[Instance, int, list[int]], np.ndarray]
+
+
+def neuralizer_predictor(model, *, ensemble: int = 0, seed: int = 0, chunk: int = 4) -> Predictor:
+    """Neuralizer with the first n pool pairs as context; ``ensemble`` K > 0: the mean of K
+    passes, each with n pairs drawn with replacement from them (context bootstrapping, SPEC §5,
+    without the affine perturbation)."""
+
+    @torch.inference_mode()
+    def predict(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
+        context_in = torch.from_numpy(inst.pool_in[:n])
+        context_out = torch.from_numpy(inst.pool_out[:n])
+        g = torch.Generator().manual_seed(seed * 1_000_003 + inst.index * 1009 + n)
+        draws = [torch.arange(n)]
+        if ensemble:
+            draws = [torch.randint(n, (n,), generator=g) for _ in range(ensemble)]
+        out = []
+        for start in range(0, len(targets), chunk):
+            t = torch.from_numpy(inst.target_in[targets[start : start + chunk]])
+            b = len(t)
+            passes = [
+                model(t, context_in[d].expand(b, -1, -1, -1, -1),
+                      context_out[d].expand(b, -1, -1, -1, -1))
+                for d in draws
+            ]  # fmt: skip
+            out.append(torch.stack(passes).mean(0))
+        return torch.cat(out).numpy()
+
+    return predict
+
+
+def mean_predictor(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
+    """The voxel-wise mean of the first n context outputs, the same for every target."""
+    return np.stack([mean_baseline(inst.pool_out[:n])] * len(targets))
+
+
+def atlas_predictor(seed: int = 0) -> Predictor:
+    """Atlas propagation; each (target, pool pair) registration is done once per instance."""
+    cache: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def predict(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
+        out = []
+        for t in targets:
+            key = (inst.task, inst.index, t)
+            have = cache.get(key, np.zeros((0, *inst.pool_out.shape[1:]), np.float32))
+            if len(have) < n:
+                more = propagate(
+                    inst.target_in[t], inst.pool_in[len(have) : n], inst.pool_out[len(have) : n],
+                    segmentation_like=inst.segmentation_like, seed=seed,
+                )  # fmt: skip
+                cache[key] = have = np.concatenate([have, more])
+            out.append(fuse(have[:n]))
+        return np.stack(out)
+
+    return predict
+
+
+def unet_predictor(config: EvalConfig) -> Predictor:
+    """The U-Net trained on the first n pool pairs (trained now if its job is not finished)."""
+
+    @torch.inference_mode(False)
+    def predict(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
+        job = Path(config.unet.run_dir) / config.name / f"{inst.task}-{inst.index}-n{n}"
+        model = train_unet(
+            job, inst.pool_in[:n], inst.pool_out[:n], inst.segmentation_like, config.unet,
+            seed=config.seed,
+        )  # fmt: skip
+        with torch.inference_mode():
+            return model(torch.from_numpy(inst.target_in[targets])).numpy()
+
+    return predict
+
+
+def make_predictors(config: EvalConfig, methods: Sequence[str]) -> dict[str, Predictor]:
+    """Method name (as in the CSV) -> predictor, for the chosen subset of ``config.methods``."""
+    from neuralizer import load
+
+    predictors: dict[str, Predictor] = {}
+    for method in methods:
+        if method == "neuralizer":
+            for label, path in config.models.items():
+                model = load(path)
+                predictors[label] = neuralizer_predictor(model, seed=config.seed)
+                if config.ensemble:
+                    predictors[f"{label}-ens{config.ensemble}"] = neuralizer_predictor(
+                        model, ensemble=config.ensemble, seed=config.seed
+                    )
+        elif method == "mean":
+            predictors["mean"] = mean_predictor
+        elif method == "atlas":
+            predictors["atlas"] = atlas_predictor(config.seed)
+        elif method == "unet":
+            predictors["unet"] = unet_predictor(config)
+    return predictors
+
+
+def _rows(config, method, inst, n, targets, values, seconds) -> list[dict]:
+    return [
+        {
+            "experiment": config.name,
+            "method": method,
+            "task": inst.task,
+            "instance": inst.index,
+            "protocol": inst.protocol,
+            "label": inst.label,
+            "modality": inst.modalities[t],
+            "n_context": n,
+            "target": t,
+            "metric": metric_name(inst.segmentation_like),
+            "value": f"{v:.6g}",
+            "seconds": f"{seconds:.4g}",
+        }  # fmt: skip
+        for t, v in zip(targets, values, strict=True)
+    ]
+
+
+def run(
+    config: EvalConfig,
+    *,
+    methods: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[tuple[str, ...]]:
+    """Compute every missing row of ``config`` (restricted to ``methods``/``tasks`` if given),
+    appending to ``config.output``. Returns the keys of the rows computed by this call."""
+    log = log or (lambda message: print(message, file=sys.stderr))
+    methods = tuple(methods or config.methods)
+    unknown = set(methods) - set(config.methods)
+    if unknown or not set(tasks or config.tasks) <= set(config.tasks):
+        raise ValueError(f"choose methods from {config.methods} and tasks from {config.tasks}")
+    torch.set_num_threads(config.threads)
+    done = {row_key(r) for r in read_rows(config.output)}
+    predictors = make_predictors(config, methods)
+    computed: list[tuple[str, ...]] = []
+    for task in tasks or config.tasks:
+        for index in range(config.instances_per_task):
+            for inst in build_instances(config, task, index):
+                for method, predict in predictors.items():
+                    sizes = config.unet.train_sizes if method == "unet" else config.context_sizes
+                    for n in sizes:
+                        key = (config.name, method, task, str(inst.index), str(n))
+                        targets = [
+                            t for t in range(len(inst.target_in)) if (*key, str(t)) not in done
+                        ]
+                        if not targets:
+                            continue
+                        start = time.perf_counter()
+                        pred = predict(inst, n, targets)
+                        seconds = (time.perf_counter() - start) / len(targets)
+                        values = score(pred, inst.target_out[targets], inst.segmentation_like)
+                        rows = _rows(config, method, inst, n, targets, values, seconds)
+                        append_rows(config.output, rows)
+                        computed += [row_key(r) for r in rows]
+                        log(f"{config.name} {method} {task}#{inst.index} n={n}: "
+                            f"{np.mean(values):.3f} ({len(targets)} targets)")  # fmt: skip
+    return computed

@@ -1,0 +1,64 @@
+"""Bringing the context pairs onto the target's working grid (the model needs aligned inputs).
+
+- "none": each pair is resampled through its own affine, trusting that it already lies in the
+  target's world space (same scanner session, or already registered);
+- "affine": each context input is registered to the target with the importer's SimpleITK routine
+  (:func:`neuralizer.data.register.register_affine`: centre-of-mass/moments initialisation, so
+  world offsets of hundreds of millimetres and different fields of view do not matter, then Mattes
+  mutual information over three resolutions), and the pair is resampled through that transform;
+- "auto" (the default): "none" when a pair shares the target's grid (shape and affine), "affine"
+  otherwise. Safe: already-aligned data is not disturbed, anything else gets registered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuralizer.data.space import Grid, resample_to_grid
+from neuralizer.infer.io import Loaded
+
+
+def _rescaled(channels: np.ndarray) -> np.ndarray:
+    from neuralizer.infer.api import rescale_channels
+
+    return rescale_channels(channels)
+
+
+def align_context(
+    mode: str,
+    fixed: np.ndarray,
+    grid: Grid,
+    context_in: list[Loaded],
+    context_out: list[Loaded],
+    *,
+    discrete: bool,
+    seed: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each pair on ``grid``: (input C×X×Y×Z rescaled to [0, 1], output 1×X×Y×Z, user values).
+
+    ``fixed`` is the target's first channel on ``grid`` (the registration's fixed image);
+    ``discrete`` outputs (masks, label maps) are resampled by nearest neighbour.
+    """
+    order_out = 0 if discrete else 1
+    pairs = []
+    for pair_in, pair_out in zip(context_in, context_out, strict=True):
+        if mode == "none":
+            moved_in = [
+                resample_to_grid(c, pair_in.image.affine, grid, order=1) for c in pair_in.data
+            ]
+            moved_out = resample_to_grid(
+                pair_out.data[0], pair_out.image.affine, grid, order=order_out
+            )
+        else:
+            from neuralizer.data.register import register_affine, resample_with_transform
+
+            affine = pair_in.image.affine
+            transform = register_affine(fixed, grid.affine, pair_in.data[0], affine, seed=seed)
+            moved_in = [
+                resample_with_transform(c, affine, transform, grid, order=1) for c in pair_in.data
+            ]
+            moved_out = resample_with_transform(
+                pair_out.data[0], affine, transform, grid, order=order_out
+            )
+        pairs.append((_rescaled(np.stack(moved_in)), moved_out[None].astype(np.float32)))
+    return pairs

@@ -1,0 +1,70 @@
+"""``--qc FILE.png``: the result over the target, so a user sees at once whether it went right.
+
+Volumes: three orthogonal views (sagittal, coronal, axial) through the centre of the target's
+foreground, shown in RAS; 2D: the image. Masks and label maps are drawn as coloured overlays, image
+results beside the target.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from neuralizer.infer.io import Loaded
+from neuralizer.model.checkpoint import write_atomically
+
+
+def _views(target: Loaded, result) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(target, result) 2D pairs to draw, display-oriented (superior/anterior up)."""
+    if target.image is None:
+        return [(target.data[0], np.asarray(result.prediction, np.float32))]
+    from neuralizer.infer.volume import foreground
+
+    image = nib.as_closest_canonical(nib.Nifti1Image(target.data[0], target.image.affine))
+    pred = nib.as_closest_canonical(result.prediction)
+    data, out = np.asarray(image.dataobj), np.asarray(pred.dataobj, np.float32)
+    centre = np.argwhere(foreground(data)).mean(axis=0).round().astype(int)
+    views = []
+    for axis in range(3):
+        a = np.take(data, centre[axis], axis=axis).T[::-1]
+        b = np.take(out, centre[axis], axis=axis).T[::-1]
+        views.append((a, b))
+    return views
+
+
+def save_qc(path: str | Path, target: Loaded, result) -> None:
+    """Write a PNG overlay of ``result`` (a :class:`PredictResult`) on ``target``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    views = _views(target, result)
+    image_task = result.task == "image"
+    rows = 2 if image_task else 1
+    fig, axes = plt.subplots(
+        rows, len(views), figsize=(3.2 * len(views), 3.2 * rows), squeeze=False
+    )
+    for k, (background, overlay) in enumerate(views):
+        lo, hi = np.percentile(background, (0.5, 99.5))
+        axes[0, k].imshow(background, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6))
+        if image_task:
+            lo, hi = np.percentile(overlay, (0.5, 99.5))
+            axes[1, k].imshow(overlay, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6))
+        else:
+            shown = np.ma.masked_equal(overlay, 0)
+            axes[0, k].imshow(shown, cmap="autumn" if result.task == "segmentation" else "tab20",
+                              alpha=0.45, interpolation="nearest")  # fmt: skip
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    axes[0, 0].set_title(f"{Path(target.name).name}: {result.task}", fontsize=9, loc="left")
+    if image_task:
+        axes[1, 0].set_title("prediction", fontsize=9, loc="left")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    write_atomically(path, buffer.getvalue())

@@ -1,0 +1,199 @@
+"""``neuralizer.predict_volume``: 3D NIfTI volumes, slice by slice, in the target's native space.
+
+The target defines a *working grid*: RAS, isotropic at the model's voxel size, the model's H×W
+field of view in-plane centred on the target's foreground, and along the slice axis just the
+foreground's extent. Every volume is resampled onto it through its own affine (so any orientation
+works), predicted slice by slice (slices batched), and the maps are resampled back onto the
+target's original grid and header. Slices follow the training convention of
+``neuralizer.data.subjects``: superior (anterior for axial) at the top, x running left to right.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from neuralizer.data.space import Grid, resample_to_grid
+from neuralizer.infer.align import align_context
+from neuralizer.infer.api import (
+    PredictResult,
+    model_geometry,
+    predict_maps,
+    rescale_channels,
+    resolve_model,
+)
+from neuralizer.infer.checks import as_loaded, choose_alignment, validate_volumes
+from neuralizer.infer.ensemble import EnsembleConfig
+from neuralizer.infer.io import Loaded, nifti_like
+from neuralizer.infer.outputs import plan_outputs
+from neuralizer.model.network import Neuralizer
+
+AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
+_MIN_OVERLAP = 0.2
+
+
+def to_slices(volume: np.ndarray, axis: int) -> np.ndarray:
+    """…×X×Y×Z (RAS) -> N×…×H×W slices along ``axis`` (superior/anterior up)."""
+    lead = volume.ndim - 3
+    moved = np.moveaxis(volume, lead + axis, 0)  # N×…×A×B, A/B the in-plane axes in order
+    return np.ascontiguousarray(np.swapaxes(moved, -1, -2)[..., ::-1, :])
+
+
+def from_slices(slices: np.ndarray, axis: int) -> np.ndarray:
+    """Inverse of :func:`to_slices` for N×H×W slices -> X×Y×Z."""
+    return np.moveaxis(np.swapaxes(slices[..., ::-1, :], -1, -2), 0, axis)
+
+
+def foreground(data: np.ndarray) -> np.ndarray:
+    """Voxels above 10% of the 99th percentile of the non-zero voxels (bool, X×Y×Z)."""
+    positive = data[data > 0]
+    if positive.size == 0:
+        return data != data.min()
+    return data > 0.1 * np.percentile(positive, 99)
+
+
+def working_grid(
+    target: Loaded, voxel_size_mm: float, image_size: tuple[int, int], axis: int
+) -> Grid:
+    """RAS grid at ``voxel_size_mm``: ``image_size`` in-plane around the foreground's centre of
+    mass, the foreground's extent (plus a few voxels of margin) along ``axis``."""
+    mask = foreground(target.data[0])
+    index = np.argwhere(mask).astype(np.float64)
+    world = index @ target.image.affine[:3, :3].T + target.image.affine[:3, 3]
+    centre = world.mean(axis=0)
+    lo, hi = world.min(axis=0), world.max(axis=0)
+    in_plane = [a for a in range(3) if a != axis]
+    shape = [0, 0, 0]
+    shape[in_plane[0]], shape[in_plane[1]] = image_size[1], image_size[0]  # W, H
+    shape[axis] = int(math.ceil((hi[axis] - lo[axis]) / voxel_size_mm)) + 5
+    centre[axis] = (lo[axis] + hi[axis]) / 2
+    affine = np.diag([voxel_size_mm] * 3 + [1.0])
+    affine[:3, 3] = centre - voxel_size_mm * (np.asarray(shape) - 1) / 2
+    return Grid(shape=tuple(shape), affine=affine)  # type: ignore[arg-type]
+
+
+def resample_channels(loaded: Loaded, grid: Grid, order: int = 1) -> np.ndarray:
+    """C×X×Y×Z of ``loaded`` on ``grid`` (trilinear, or nearest for ``order=0``)."""
+    return np.stack(
+        [resample_to_grid(c, loaded.image.affine, grid, order=order) for c in loaded.data]
+    ).astype(np.float32)
+
+
+def predict_volume(
+    target: Any,
+    context_in: Sequence[Any],
+    context_out: Sequence[Any],
+    *,
+    model: Neuralizer | str | Path | None = None,
+    task: str = "auto",
+    labels: Sequence[int] | str | None = None,
+    ensemble: int = 1,
+    axis: str = "coronal",
+    align: str = "auto",
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int = 8,
+    progress: bool = False,
+) -> PredictResult:
+    """Predict a 3D result for ``target`` from L example volume pairs, slice by slice.
+
+    Args:
+        target: NIfTI path (``a.nii.gz+b.nii.gz`` joins channels) or nibabel image, X×Y×Z or
+            X×Y×Z×C with C ≤ 3, any orientation, resolution and intensity range.
+        context_in, context_out: L volumes each (paths or images); each pair on one grid.
+        model, task, labels, ensemble, seed, device: as in :func:`neuralizer.predict`.
+        axis: slice direction, "coronal" (the training default), "axial" or "sagittal".
+        align: "auto" (register pairs whose grid differs from the target's), "affine" (always),
+            "none" (trust that the context is already aligned in world coordinates).
+        batch_size: target slices per forward pass. progress: show a progress bar.
+
+    Returns:
+        :class:`PredictResult` whose ``prediction`` (and ``uncertainty``, ``probabilities``) are
+        NIfTI images on the target's grid with its affine, qform/sform codes and header.
+    """
+    if axis not in AXES:
+        raise ValueError(f"unknown axis {axis!r}; choose one of {tuple(AXES)}")
+    EnsembleConfig(passes=ensemble)
+    target_l = as_loaded(target, "target")
+    c_in = [as_loaded(c, f"context_in[{i}]") for i, c in enumerate(context_in)]
+    c_out = [as_loaded(c, f"context_out[{i}]") for i, c in enumerate(context_out)]
+    validate_volumes(target_l, c_in, c_out, align)
+    plan = plan_outputs(task, labels, [c.data for c in c_out])
+    mode = choose_alignment(align, target_l, c_in)
+    net = resolve_model(model, device)  # only after every check of the user's data
+
+    voxel_size_mm, image_size = model_geometry(net)
+    grid = working_grid(target_l, voxel_size_mm, image_size, AXES[axis])
+    target_work = rescale_channels(resample_channels(target_l, grid))
+    pairs = align_context(
+        mode, target_work[0], grid, c_in, c_out, discrete=plan.kind != "image", seed=seed
+    )
+    steps = [f"working grid {grid.shape} at {voxel_size_mm:g} mm (RAS), {axis} slices"]
+    steps += [f"alignment: {mode}"]
+    maps, spread = _predict_on_grid(net, plan, target_work, pairs, AXES[axis], ensemble, seed,
+                                    batch_size, progress)  # fmt: skip
+    reference = target_l.image
+    back, back_spread = (_to_target(m, grid, target_l) for m in (maps, spread))
+    result, uncertainty, probabilities = plan.finish(np.clip(back, 0, 1), back_spread)
+    steps.append(f"resampled back onto the target grid {target_l.spatial_shape}")
+    steps.append(f"{plan.kind}: {len(c_in)} context pairs, ensemble {ensemble}")
+    return PredictResult(
+        nifti_like(result, reference), _nifti_or_none(uncertainty, reference),
+        _nifti_or_none(probabilities, reference), plan.kind, plan.label_values, tuple(steps),
+    )  # fmt: skip
+
+
+def _to_target(maps: np.ndarray | None, grid: Grid, target: Loaded) -> np.ndarray | None:
+    """M×… maps on the working ``grid`` resampled (trilinear) onto the target's own grid."""
+    if maps is None:
+        return None
+    out_grid = Grid(shape=target.spatial_shape, affine=target.image.affine)  # type: ignore[arg-type]
+    return np.stack([resample_to_grid(m, grid.affine, out_grid, order=1) for m in maps])
+
+
+def _nifti_or_none(data: np.ndarray | None, reference: nib.Nifti1Image) -> nib.Nifti1Image | None:
+    """``data`` (X×Y×Z, or M×X×Y×Z stored as X×Y×Z×M) as a NIfTI image like ``reference``."""
+    if data is None:
+        return None
+    return nifti_like(np.moveaxis(data, 0, -1) if data.ndim == 4 else data, reference)
+
+
+def _predict_on_grid(
+    net: Neuralizer,
+    plan,
+    target_work: np.ndarray,
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    axis: int,
+    ensemble: int,
+    seed: int,
+    batch_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """M×X×Y×Z maps (and s.d.) on the working grid; blank target slices are not run (zero)."""
+    from tqdm.auto import tqdm
+
+    slices = to_slices(target_work, axis)  # N×C×H×W
+    active = np.flatnonzero(slices.reshape(len(slices), -1).max(axis=1) > 0)
+    context_in = np.stack([to_slices(a, axis)[active] for a, _ in pairs], axis=1)
+    context_out = np.stack([to_slices(b, axis)[active] for _, b in pairs], axis=1)
+    total = len(active) * ensemble * plan.n_maps
+    with tqdm(total=total, unit="slice", disable=not progress, leave=False) as bar:
+        maps_a, spread_a = predict_maps(
+            net, plan, torch.from_numpy(slices[active]), torch.from_numpy(context_in),
+            context_out, ensemble=ensemble, seed=seed, batch_size=batch_size, step=bar.update,
+        )  # fmt: skip
+    shape = (plan.n_maps, len(slices), *slices.shape[-2:])
+    maps = np.zeros(shape, np.float32)
+    maps[:, active] = maps_a
+    volumes = np.stack([from_slices(m, axis) for m in maps])
+    if spread_a is None:
+        return volumes, None
+    spread = np.zeros(shape, np.float32)
+    spread[:, active] = spread_a
+    return volumes, np.stack([from_slices(s, axis) for s in spread])

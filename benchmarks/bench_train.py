@@ -1,0 +1,74 @@
+"""Training throughput of the shipped configuration on this machine (episodes per second).
+
+One optimiser step (forward, backward, Adam) of ``Neuralizer(ModelConfig(channels=32))`` on a batch
+of B = 8 episodes of 96×96 slices, for every context size L = 1..8 (the shipped config draws
+L ~ U{1..8}), median over ``--runs`` steps each after a warm-up. Episodes per second at the
+config's L distribution = B / mean over L of the median step time. Data generation is measured by
+``bench_data.py``.
+
+    python benchmarks/bench_train.py --output benchmarks/results/bench_train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from neuralizer.model import ModelConfig, Neuralizer
+from neuralizer.tasks.losses import batch_loss
+
+
+def step_times(n_context: int, args: argparse.Namespace, model, optimizer) -> list[float]:
+    g = torch.Generator().manual_seed(n_context)
+    size, batch = args.size, args.batch_size
+    target_in = torch.rand(batch, 3, size, size, generator=g)
+    context_in = torch.rand(batch, n_context, 3, size, size, generator=g)
+    context_out = (torch.rand(batch, n_context, 1, size, size, generator=g) > 0.5).float()
+    target_out = (torch.rand(batch, 1, size, size, generator=g) > 0.5).float()
+    segmentation_like = torch.arange(batch) % 2 == 0
+    times = []
+    for _ in range(args.runs + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        raw = model(target_in, context_in, context_out)
+        batch_loss(raw, target_out, segmentation_like).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return times[1:]  # the first step warms up the convolution primitives
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-context", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = Neuralizer(ModelConfig(channels=args.channels)).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    medians = {}
+    for n_context in range(1, args.max_context + 1):
+        medians[n_context] = statistics.median(step_times(n_context, args, model, optimizer))
+        print(f"L={n_context}: {medians[n_context]:.2f} s per step", flush=True)
+    mean_step = statistics.fmean(medians.values())
+    rate = args.batch_size / mean_step
+    print(f"mean step over L=1..{args.max_context}: {mean_step:.2f} s -> {rate:.2f} episodes/s")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        result = {"args": vars(args) | {"output": str(args.output)}, "median_step_s": medians,
+                  "episodes_per_s": rate}  # fmt: skip
+        args.output.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

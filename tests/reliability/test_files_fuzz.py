@@ -354,3 +354,13 @@ def test_data_import_refuses_absurd_voxel_sizes(tmp_path, capsys, voxel):
     nib.save(nib.Nifti1Image(_head(), np.eye(4)), str(src / "scan.nii"))
     argv = ["data", "import", str(src), "-o", str(tmp_path / "out"), "--voxel-size-mm", voxel]
     _cli_fails_cleanly(argv, capsys, tmp_path / "out")
+
+
+def test_train_refuses_a_step_beyond_max_memory_before_the_first_step(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**TINY_TRAIN, "run_dir": str(tmp_path / "run")}))
+    err = _cli_fails_cleanly(["train", str(config), "--max-memory", "1M"], capsys)
+    assert "a training step" in err and "MiB" in err
+    assert not (tmp_path / "run" / "state.safetensors").exists()
+    assert not (tmp_path / "run" / "log.jsonl").exists()
+    _cli_fails_cleanly(["train", str(config), "--max-memory", "lots"], capsys)

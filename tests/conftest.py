@@ -1,8 +1,10 @@
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 MODEL_DATA = Path(__file__).resolve().parent / "model" / "data"
 
@@ -33,3 +35,21 @@ def make_inputs(batch, n_context, size, config, seed=0):
 @pytest.fixture(name="make_inputs", scope="session")
 def make_inputs_fixture():
     return make_inputs
+
+
+# Property-based tests (tests/reliability): a bounded, derandomised profile in the default suite;
+# NEURALIZER_RELIABILITY=long (or pytest --hypothesis-profile=long) runs many more examples.
+settings.register_profile(
+    "suite",
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "long",
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("long" if os.environ.get("NEURALIZER_RELIABILITY") == "long" else "suite")

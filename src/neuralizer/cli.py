@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as error:
-        print(f"neuralizer {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, whatever the library said
+        print(f"neuralizer {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -5,7 +5,7 @@ from neuralizer.model import ModelConfig, Neuralizer
 from neuralizer.model import fast as fast_module
 
 
-@pytest.mark.parametrize("n_context", [1, 3, 32])
+@pytest.mark.parametrize("n_context", [1, 3, 32, 64])
 @pytest.mark.parametrize("chunk_bytes", [fast_module.CHUNK_BYTES, 4096])
 def test_fast_matches_plain(n_context, chunk_bytes, monkeypatch, make_inputs):
     """Exact algebra, chunking and layout change rounding only: agreement to 1e-5 relative."""

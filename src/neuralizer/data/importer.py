@@ -27,6 +27,7 @@ _REGISTRATION_VOXEL_MM = 2.0
 _HEAD_VOLUME_ML = 2200.0
 # Larger than any brain MRI (1024³): a header claiming more is damaged or not a scan.
 _MAX_VOXELS = 2**30
+_MIN_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,16 @@ def check_header(path: Path) -> nib.Nifti1Image:
             f"{path}: expected a 3D image (or 4D with one volume), got shape {shape}; "
             "split multi-volume files and import one volume at a time"
         )
-    if min(shape) < 2:
-        raise ValueError(f"{path}: shape {shape} has fewer than 2 voxels along an axis")
+    if min(shape) < _MIN_SIDE:
+        raise ValueError(
+            f"{path}: shape {shape} has fewer than {_MIN_SIDE} voxels along an axis; "
+            "a brain or head scan is needed"
+        )
     voxels = int(np.prod(shape, dtype=np.int64))
     if voxels > _MAX_VOXELS:
         raise ValueError(f"{path}: {voxels:,} voxels, more than the {_MAX_VOXELS:,} accepted")
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
-        raise ValueError(f"{path}: its affine is singular or not finite:\n{affine}")
+        raise ValueError(f"{path}: its affine is singular or not finite: {affine.tolist()}")
     return img
 
 
@@ -173,7 +177,15 @@ def import_scan(
     data, affine = load_ras(scan.image)
     kind = guess_kind(data, affine) if kind == "auto" else kind
     reg_grid, template = templates(cache_dir)
-    transform = register_affine(template[kind], reg_grid.affine, data.astype(np.float32), affine)
+    try:
+        moving = data.astype(np.float32)
+        transform = register_affine(template[kind], reg_grid.affine, moving, affine)
+    except RuntimeError as error:  # SimpleITK: e.g. too few overlapping samples for the metric
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "no detail"
+        raise ValueError(
+            f"{scan.image}: affine registration to the {kind} template failed ({reason}); is it "
+            "a whole brain or head scan?"
+        ) from None
     grid = common_grid(voxel_size_mm)
     image = resample_with_transform(data, affine, transform, grid, order=1)
     image = percentile_rescale(image, image > 0, (0.5, 99.5))

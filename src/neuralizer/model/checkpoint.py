@@ -87,6 +87,19 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, metadata
 
 
+def check_state_dict(path: str | Path, expected: dict, found: dict, what: str) -> None:
+    """ValueError listing missing, unexpected and mis-shaped tensors of ``found``."""
+    problems = [f"missing {k}" for k in expected if k not in found]
+    problems += [f"unexpected {k}" for k in found if k not in expected]
+    problems += [
+        f"{k}: shape {tuple(found[k].shape)} in file, {tuple(v.shape)} expected"
+        for k, v in expected.items()
+        if k in found and found[k].shape != v.shape
+    ]
+    if problems:
+        raise ValueError(f"{path} does not match {what}: " + "; ".join(problems[:5]))
+
+
 def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> Neuralizer:
     """Load a checkpoint; return a ready model in eval mode (``path=None``: the shipped one)."""
     if path is None:
@@ -101,16 +114,7 @@ def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") 
     # Built on the meta device: shapes are checked before any memory is allocated for weights.
     with torch.device("meta"):
         model = Neuralizer(ModelConfig.from_dict(metadata["model_config"]))
-    expected = model.state_dict()
-    problems = [f"missing {k}" for k in expected if k not in tensors]
-    problems += [f"unexpected {k}" for k in tensors if k not in expected]
-    problems += [
-        f"{k}: shape {tuple(tensors[k].shape)} in file, {tuple(v.shape)} expected"
-        for k, v in expected.items()
-        if k in tensors and tensors[k].shape != v.shape
-    ]
-    if problems:
-        raise ValueError(f"{path} does not match its model_config: " + "; ".join(problems[:5]))
+    check_state_dict(path, model.state_dict(), tensors, "its model_config")
     problems = [f"{k}: dtype {v.dtype}" for k, v in tensors.items() if not v.is_floating_point()]
     problems += [f"{k}: NaN or Inf values" for k, v in tensors.items() if not v.isfinite().all()]
     if problems:

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.model.checkpoint import check_state_dict, write_atomically
 from neuralizer.model.network import Neuralizer
 
 FORMAT = "neuralizer-train-state/1"
@@ -68,7 +68,7 @@ def load_state(
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file")
     weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
-    _check_shapes(path, model.state_dict(), weights)
+    check_state_dict(path, model.state_dict(), weights, "this config's model")
     try:
         decoded = {k: json.loads(metadata[k]) for k in ("progress", "param_groups", "config")}
         progress = Progress(**decoded["progress"])
@@ -89,15 +89,3 @@ def load_state(
     if not isinstance(decoded["config"], dict):
         raise ValueError(f"{path}: its config must be a JSON object")
     return progress, decoded["config"]
-
-
-def _check_shapes(path: Path, expected: dict, found: dict) -> None:
-    problems = [f"missing {k}" for k in expected if k not in found]
-    problems += [f"unexpected {k}" for k in found if k not in expected]
-    problems += [
-        f"{k}: shape {tuple(found[k].shape)} in file, {tuple(v.shape)} expected"
-        for k, v in expected.items()
-        if k in found and found[k].shape != v.shape
-    ]
-    if problems:
-        raise ValueError(f"{path} does not match this config's model: " + "; ".join(problems[:5]))

@@ -115,3 +115,17 @@ def test_mismatched_shapes_and_unknown_fields_are_rejected(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         neuralizer.load(tmp_path / "absent.safetensors")
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+
+    from neuralizer.model.checkpoint import write_atomically
+
+    umask = os.umask(0o022)
+    try:
+        write_atomically(tmp_path / "out.bin", b"data")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.bin").read_bytes() == b"data"
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644

@@ -161,10 +161,10 @@ def predict_file(args: argparse.Namespace, target: Loaded, context: Context, mod
 
 
 def write_result(result, target: Loaded, output: Path, extras: dict[str, Path | None]) -> None:
-    """The prediction, and the optional uncertainty/probabilities/QC files, written atomically."""
+    """The optional uncertainty/probabilities/QC files, then the prediction, each atomically
+    (the prediction last: folder mode takes an existing prediction for a finished target)."""
     from neuralizer.infer.io import write_output
 
-    write_output(output, result.prediction)
     for key in ("uncertainty", "probabilities"):
         path, data = extras.get(key), getattr(result, key)
         if path is not None and data is not None:
@@ -175,6 +175,7 @@ def write_result(result, target: Loaded, output: Path, extras: dict[str, Path | 
         from neuralizer.infer.qc import save_qc
 
         save_qc(extras["qc"], target, result)
+    write_output(output, result.prediction)
 
 
 def _check_common(args: argparse.Namespace) -> None:

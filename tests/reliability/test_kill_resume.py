@@ -168,15 +168,14 @@ def test_sigkill_folder_prediction_then_rerun_skips_finished_and_redoes_the_rest
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     scans = tmp_path / "scans"
     scans.mkdir()
-    for i in range(12):
+    for i in range(3 * PREDICT_CYCLES):  # enough for a kill in every cycle
         nib.save(nib.Nifti1Image(_head(24, i), affine), scans / f"s{i:02d}.nii.gz")
     nib.save(nib.Nifti1Image(_head(24, 20), affine), tmp_path / "c.nii.gz")
     nib.save(nib.Nifti1Image((_head(24, 20) > 55).astype(np.uint8), affine), tmp_path / "m.nii.gz")
     torch.manual_seed(0)
     model = tmp_path / "tiny.safetensors"
     geometry = {"voxel_size_mm": 2.0, "image_size": [32, 32]}
-    save_checkpoint(model, Neuralizer(ModelConfig(channels=4, stages=2)),
-                               provenance=geometry)  # fmt: skip
+    save_checkpoint(model, Neuralizer(ModelConfig(channels=4, stages=2)), provenance=geometry)
 
     def argv(out: str) -> list[str]:
         return ["predict", "-i", str(scans), "-o", str(tmp_path / out), "--model", str(model),
@@ -192,14 +191,24 @@ def test_sigkill_folder_prediction_then_rerun_skips_finished_and_redoes_the_rest
     out, out_sd = tmp_path / "killed", tmp_path / "killed-sd"
 
     rng = np.random.default_rng(7)
+    per_target = straight / len(reference)
     mid_write, finished_seen = 0, []
     for _ in range(PREDICT_CYCLES):
-        before = {p.name: p.stat().st_mtime_ns for p in out.glob("s*")} if out.is_dir() else {}
+        before = {p.name: p.stat().st_mtime_ns for p in out.glob("s*")}
         process = forkserver.Process(target=main, args=(argv("killed"),))
         process.start()
-        time.sleep(rng.uniform(0.0, 0.5 + straight / 3))
-        if not process.is_alive():
-            break  # everything was done: the last rerun below checks the end state
+        # Half the kills land anywhere in the first 0.4 s (model, context, listing, cleanup),
+        # half at a random moment of the target after the next one finished.
+        if rng.random() < 0.5:
+            time.sleep(rng.uniform(0.0, 0.4))
+        else:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and process.is_alive():
+                if len(list(out.glob("s*"))) > len(before):
+                    break
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, per_target))
+        assert process.is_alive(), "the run finished before it was killed: add targets"
         process.kill()  # SIGKILL
         process.join()
         assert process.exitcode == -9

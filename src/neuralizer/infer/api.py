@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from neuralizer.infer.checks import channels_2d
 from neuralizer.infer.ensemble import EnsembleConfig, run_ensemble
 from neuralizer.infer.outputs import OutputPlan, intensity_range, is_blank, plan_outputs, rescale
-from neuralizer.model.limits import parse_memory
+from neuralizer.model.limits import check_memory, estimate_forward_bytes, parse_memory
 from neuralizer.model.network import Neuralizer
 
 DEFAULT_VOXEL_SIZE_MM = 2.0
@@ -73,6 +73,25 @@ def model_geometry(model: Neuralizer) -> tuple[float, tuple[int, int]]:
     voxel = float(provenance.get("voxel_size_mm", DEFAULT_VOXEL_SIZE_MM))
     size = tuple(int(s) for s in provenance.get("image_size", DEFAULT_IMAGE_SIZE))
     return voxel, size  # type: ignore[return-value]
+
+
+def check_prediction_memory(
+    model: Neuralizer, batch: int, n_context: int, size: tuple[int, int], max_memory: float | None
+) -> None:
+    """Refuse up front (MemoryLimitError) a prediction whose forward passes would exceed
+    ``max_memory`` bytes: ``batch`` slices of ``size`` H×W with ``n_context`` pairs each.
+
+    The model checks every pass again; this check comes before resampling and alignment.
+    """
+    multiple = model.config.size_multiple
+    height, width = (-(-s // multiple) * multiple for s in size)
+    config = model.config
+    estimate = estimate_forward_bytes(
+        config.channels, config.in_channels, config.out_channels, batch, n_context, height,
+        width, path="fast",
+    )  # fmt: skip
+    what = f"prediction ({batch} slice(s) of {height}×{width} with {n_context} context pairs)"
+    check_memory(estimate, max_memory, what)
 
 
 def rescale_channels(image: np.ndarray) -> np.ndarray:
@@ -195,6 +214,7 @@ def predict(
     height, width = target.shape[1:]
     scale = spacing_mm / voxel_size_mm
     work = (max(1, round(height * scale)), max(1, round(width * scale)))
+    check_prediction_memory(net, 1, len(c_in), work, limit)
     x = torch.from_numpy(rescale_channels(target))[None]
     contexts = torch.from_numpy(np.stack([rescale_channels(c) for c in c_in]))[None]
     maps, spread = predict_maps(

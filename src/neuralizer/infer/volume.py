@@ -23,6 +23,7 @@ from neuralizer.data.space import Grid, resample_to_grid
 from neuralizer.infer.align import align_context
 from neuralizer.infer.api import (
     PredictResult,
+    check_prediction_memory,
     model_geometry,
     predict_maps,
     rescale_channels,
@@ -134,6 +135,8 @@ def predict_volume(
 
     voxel_size_mm, image_size = model_geometry(net)
     grid = working_grid(target_l, voxel_size_mm, image_size, AXES[axis])
+    batch = min(batch_size, grid.shape[AXES[axis]])
+    check_prediction_memory(net, batch, len(c_in), image_size, limit)
     target_work = rescale_channels(resample_channels(target_l, grid))
     pairs = align_context(
         mode, target_work[0], grid, c_in, c_out, discrete=plan.kind != "image", seed=seed

@@ -6,6 +6,7 @@ file, not even a temporary one; generated valid inputs give finite results of th
 """
 
 import gzip
+import io
 import tempfile
 from pathlib import Path
 
@@ -252,7 +253,7 @@ def _valid_files(folder: Path, kind: str, n: int, rng) -> tuple[str, list[str], 
 BAD_FILES = (
     "random", "truncate", "empty", "4d", "singular", "nan-affine", "nan-data", "npy-rank",
     "npy-dtype", "npy-header", "png-truncate", "count", "non-binary-segmentation",
-    "blank-target", "kind-mix", "max-memory",
+    "blank-target", "kind-mix", "max-memory", "zero-size", "huge-header",
 )  # fmt: skip
 
 
@@ -324,6 +325,23 @@ def _break(fault: str, folder: Path, files, data, rng) -> tuple[list[str], str]:
         other = folder / "other.npy"
         np.save(other, _image(rng, (12, 12)))
         extra = ["--context-in", str(other), *c_in[1:]]
+    elif fault == "zero-size":
+        shape = data.draw(st.sampled_from([(0, 12, 12), (12, 0, 12), (12, 12, 0)]))
+        if victim.suffix == ".npy":
+            np.save(victim, np.zeros(shape[1:], np.float32))
+        else:
+            _save_nifti(victim, np.zeros(shape, np.float32))
+    elif fault == "huge-header":  # a header promising terabytes, followed by a few bytes
+        side = data.draw(st.sampled_from([10**5, 10**6, 2**31 - 1]))
+        if victim.suffix == ".npy":
+            header = {"descr": "<f4", "fortran_order": False, "shape": (side, side)}
+            buffer = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buffer, header)
+            victim.write_bytes(buffer.getvalue() + b"\0" * 64)
+        else:
+            raw = bytearray(nib.Nifti1Image(_head(), AFFINE).to_bytes())
+            raw[42:48] = np.array([min(side, 32767)] * 3, "<i2").tobytes()  # dim[1:4]
+            victim.write_bytes(gzip.compress(bytes(raw[:400])))
     elif fault == "max-memory":
         extra = ["--max-memory=" + data.draw(st.sampled_from(["1K", "100", "2M", "lots", "-1G"]))]
     return extra
@@ -333,7 +351,7 @@ KINDS = {
     "4d": ["nifti"], "singular": ["nifti"], "nan-affine": ["nifti"], "npy-rank": ["npy"],
     "npy-dtype": ["npy"], "npy-header": ["npy"], "png-truncate": ["png"],
     "nan-data": ["npy", "nifti"], "blank-target": ["npy", "nifti"],
-    "kind-mix": ["nifti"],
+    "kind-mix": ["nifti"], "zero-size": ["npy", "nifti"], "huge-header": ["npy", "nifti"],
 }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,9 +97,30 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, nib.Nifti1Image]:
     return channels, image
 
 
+def _check_npy_size(path: Path) -> None:
+    """ValueError if the NPY header promises more bytes than the file holds: NumPy would first
+    allocate the promised array (any size a crafted header names), then find the data short."""
+    with open(path, "rb") as file:
+        version = np.lib.format.read_magic(file)
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(version)
+        if read_header is None:
+            return  # a newer format: np.load checks it
+        shape, _, dtype = read_header(file)
+        promised = math.prod(shape) * dtype.itemsize
+        held = path.stat().st_size - file.tell()
+    if promised > held:
+        raise ValueError(
+            f"truncated: its header promises {shape} {dtype} values, {held} bytes follow"
+        )
+
+
 def _read_2d(path: Path) -> np.ndarray:
     try:
         if suffix(path) == ".npy":
+            _check_npy_size(path)
             data = real_float32(np.load(path, allow_pickle=False), str(path))
         else:
             from PIL import Image

@@ -258,8 +258,8 @@ BAD_FILES = (
 
 
 def _break(fault: str, folder: Path, files, data, rng) -> tuple[list[str], str]:
-    """Damage one of ``files`` (target, context_in, context_out) for ``fault``; returns extra
-    arguments and the kind of file the case needs."""
+    """Damage one of ``files`` (target, context_in, context_out) for ``fault``; returns the extra
+    command-line arguments the case needs."""
     target, c_in, c_out = files
     victim = Path(data.draw(st.sampled_from([target, *c_in, *c_out])))
     extra: list[str] = []

@@ -23,14 +23,14 @@ def tiny_model(seed: int = 0) -> Neuralizer:
 class IdentityModel(Neuralizer):
     """Returns channel 0 of the target input: 'the output looks like the input'."""
 
-    def forward(self, target_in, context_in, context_out, *, fast=None):
+    def forward(self, target_in, context_in, context_out, *, fast=None, **kwargs):
         return target_in[:, :1].clone()
 
 
 class ContextMeanModel(Neuralizer):
     """Returns the voxel-wise mean of the context outputs (the context-mean baseline)."""
 
-    def forward(self, target_in, context_in, context_out, *, fast=None):
+    def forward(self, target_in, context_in, context_out, *, fast=None, **kwargs):
         return context_out.mean(dim=1)
 
 

@@ -140,6 +140,37 @@ def test_output_names_cannot_escape_the_folder(tmp_path):
 
     assert inside(tmp_path, "../../etc/passwd").parent == tmp_path.resolve()
     assert inside(tmp_path, "a.nii.gz") == (tmp_path / "a.nii.gz").resolve()
+    assert inside(tmp_path, "/etc/passwd") == (tmp_path / "passwd").resolve()
+    assert inside(tmp_path, "sub/../../x.npy") == (tmp_path / "x.npy").resolve()
+    (tmp_path / "link.nii.gz").symlink_to(tmp_path.parent / "elsewhere.nii.gz")
+    with pytest.raises(ValueError, match="would leave the output folder"):
+        inside(tmp_path, "link.nii.gz")
+
+
+@pytest.mark.parametrize("where", ["output", "uncertainty"])
+def test_folder_mode_never_writes_through_a_symlink(tmp_path, volume_files, tiny_checkpoint,
+                                                    capsys, where):  # fmt: skip
+    """An output name that is a symlink to a file outside the folder fails that target (exit 1)
+    and leaves the file it points to alone; the other targets are predicted."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("a.nii.gz", "b.nii.gz"):
+        (scans / name).write_bytes(Path(volume_files["img0"]).read_bytes())
+    out, out_sd = tmp_path / "out", tmp_path / "sd"
+    (tmp_path / "precious.nii.gz").write_bytes(b"the user's data")
+    folder = out if where == "output" else out_sd
+    folder.mkdir()
+    (folder / "a.nii.gz").symlink_to(tmp_path / "precious.nii.gz")
+    argv = ["predict", "-i", str(scans), "-o", str(out), "--model", str(tiny_checkpoint),
+            "--context-in", str(volume_files["img1"]), "--context-out",
+            str(volume_files["mask1"]), "--ensemble", "2", "--uncertainty", str(out_sd),
+            "--batch-size", "64"]  # fmt: skip
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "a.nii.gz" in captured.err and "would leave the output folder" in captured.err
+    assert (tmp_path / "precious.nii.gz").read_bytes() == b"the user's data"
+    assert (out / "b.nii.gz").is_file() and (out_sd / "b.nii.gz").is_file()
+    assert not (out / "a.nii.gz").is_file() or (out / "a.nii.gz").is_symlink()
 
 
 def test_help_lists_every_option(capsys):

@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,7 @@ from safetensors import safe_open
 
 import neuralizer
 from neuralizer.cli import main
-from neuralizer.model import ModelConfig, Neuralizer
+from neuralizer.model import ModelConfig, Neuralizer, save_checkpoint
 from neuralizer.train import TrainConfig, train
 from neuralizer.train.plot import read_log
 from neuralizer.train.state import load_state
@@ -143,3 +144,97 @@ def test_torn_log_line_is_dropped_on_resume(tmp_path):
     train(extended, resume=True)
     assert [r["step"] for r in read_log(log) if "loss" in r] == list(range(1, 7))
     assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+# ---- folder-mode prediction ------------------------------------------------------------------
+
+PREDICT_CYCLES = 20 if os.environ.get("NEURALIZER_RELIABILITY") == "long" else 6
+
+
+def _head(size: int, shift: float) -> np.ndarray:
+    grid = np.mgrid[:size, :size, :size] - (size - 1) / 2
+    return ((np.sqrt((grid**2).sum(0)) < size / 3) * (50 + 2 * grid[0] + shift)).astype(np.float32)
+
+
+def _volume(path: Path) -> np.ndarray:
+    return np.asarray(nib.load(path).dataobj)
+
+
+def test_sigkill_folder_prediction_then_rerun_skips_finished_and_redoes_the_rest(
+    tmp_path, forkserver
+):
+    """Kill ``neuralizer predict -i DIR -o DIR`` at seeded random moments and rerun: what exists
+    is always whole (equal to an uninterrupted run's), finished targets are not redone."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for i in range(3 * PREDICT_CYCLES):  # enough for a kill in every cycle
+        nib.save(nib.Nifti1Image(_head(24, i), affine), scans / f"s{i:02d}.nii.gz")
+    nib.save(nib.Nifti1Image(_head(24, 20), affine), tmp_path / "c.nii.gz")
+    nib.save(nib.Nifti1Image((_head(24, 20) > 55).astype(np.uint8), affine), tmp_path / "m.nii.gz")
+    torch.manual_seed(0)
+    model = tmp_path / "tiny.safetensors"
+    geometry = {"voxel_size_mm": 2.0, "image_size": [32, 32]}
+    save_checkpoint(model, Neuralizer(ModelConfig(channels=4, stages=2)), provenance=geometry)
+
+    def argv(out: str) -> list[str]:
+        return ["predict", "-i", str(scans), "-o", str(tmp_path / out), "--model", str(model),
+                "--context-in", str(tmp_path / "c.nii.gz"), "--context-out",
+                str(tmp_path / "m.nii.gz"), "--ensemble", "3", "--uncertainty",
+                str(tmp_path / f"{out}-sd"), "--threads", "1", "--device", "cpu"]  # fmt: skip
+
+    started = time.monotonic()
+    assert main(argv("reference")) == 0
+    straight = time.monotonic() - started
+    reference = {p.name: _volume(p) for p in (tmp_path / "reference").iterdir()}
+    reference_sd = {p.name: _volume(p) for p in (tmp_path / "reference-sd").iterdir()}
+    out, out_sd = tmp_path / "killed", tmp_path / "killed-sd"
+
+    rng = np.random.default_rng(7)
+    per_target = straight / len(reference)
+    mid_write, finished_seen = 0, []
+    for _ in range(PREDICT_CYCLES):
+        before = {p.name: p.stat().st_mtime_ns for p in out.glob("s*")}
+        process = forkserver.Process(target=main, args=(argv("killed"),))
+        process.start()
+        # Half the kills land anywhere in the first 0.4 s (model, context, listing, cleanup),
+        # half at a random moment of the target after the next one finished.
+        if rng.random() < 0.5:
+            time.sleep(rng.uniform(0.0, 0.4))
+        else:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and process.is_alive():
+                if len(list(out.glob("s*"))) > len(before):
+                    break
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, per_target))
+        assert process.is_alive(), "the run finished before it was killed: add targets"
+        process.kill()  # SIGKILL
+        process.join()
+        assert process.exitcode == -9
+        mid_write += any(p.name.endswith(".tmp") for p in out.glob(".*")) if out.is_dir() else 0
+        # Whole files only: every visible output equals the uninterrupted run's, and a
+        # prediction's uncertainty was written before it.
+        names = (
+            sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+            if out.is_dir()
+            else []
+        )
+        for name in names:
+            np.testing.assert_array_equal(_volume(out / name), reference[name])
+            np.testing.assert_array_equal(_volume(out_sd / name), reference_sd[name])
+        # Finished targets were skipped, not redone: their files were not rewritten.
+        for name, mtime in before.items():
+            assert (out / name).stat().st_mtime_ns == mtime, name
+        finished_seen.append(len(names))
+
+    for folder in (out, out_sd):  # as a kill in the middle of a write leaves them
+        (folder / ".s00.nii.gz.x1y2z3.tmp").write_bytes(b"half a file")
+    assert main(argv("killed")) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(reference)  # temporaries removed
+    assert not any(p.name.startswith(".") for p in out_sd.iterdir())
+    for name, expected in reference.items():
+        np.testing.assert_array_equal(_volume(out / name), expected)
+    assert finished_seen == sorted(finished_seen)  # progress only grows
+    print(f"{len(finished_seen)} SIGKILLs of folder prediction: {mid_write} left a temporary "
+          f"file; finished after each: {finished_seen} of {len(reference)}")  # fmt: skip

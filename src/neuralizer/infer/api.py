@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from neuralizer.infer.checks import channels_2d
 from neuralizer.infer.ensemble import EnsembleConfig, run_ensemble
 from neuralizer.infer.outputs import OutputPlan, intensity_range, is_blank, plan_outputs, rescale
+from neuralizer.model.limits import check_memory, estimate_forward_bytes, parse_memory
 from neuralizer.model.network import Neuralizer
 
 DEFAULT_VOXEL_SIZE_MM = 2.0
@@ -74,6 +75,25 @@ def model_geometry(model: Neuralizer) -> tuple[float, tuple[int, int]]:
     return voxel, size  # type: ignore[return-value]
 
 
+def check_prediction_memory(
+    model: Neuralizer, batch: int, n_context: int, size: tuple[int, int], max_memory: float | None
+) -> None:
+    """Refuse up front (MemoryLimitError) a prediction whose forward passes would exceed
+    ``max_memory`` bytes: ``batch`` slices of ``size`` H×W with ``n_context`` pairs each.
+
+    The model checks every pass again; this check comes before resampling and alignment.
+    """
+    multiple = model.config.size_multiple
+    height, width = (-(-s // multiple) * multiple for s in size)
+    config = model.config
+    estimate = estimate_forward_bytes(
+        config.channels, config.in_channels, config.out_channels, batch, n_context, height,
+        width, path="fast",
+    )  # fmt: skip
+    what = f"prediction ({batch} slice(s) of {height}×{width} with {n_context} context pairs)"
+    check_memory(estimate, max_memory, what)
+
+
 def rescale_channels(image: np.ndarray) -> np.ndarray:
     """Each channel of C×… percentile-rescaled to [0, 1] (blank channels become 0)."""
     out = np.zeros(image.shape, np.float32)
@@ -118,12 +138,13 @@ def predict_maps(
     batch_size: int = 8,
     step: Callable[[int], None] | None = None,
     resize_to: tuple[int, int] | None = None,
+    max_memory: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Model maps M×N×H×W in [0, 1] and their s.d. (or None), one map per ``plan`` target.
 
     ``target_in`` N×C×H×W and ``context_in`` N×L×C×H×W are rescaled model-ready inputs;
     ``context_out`` is N×L×1×H×W in the user's values. ``resize_to`` (h, w) runs the model at
-    another size (bilinear) and brings the maps back.
+    another size (bilinear) and brings the maps back. ``max_memory``: bytes per forward pass.
     """
     size = tuple(target_in.shape[-2:])
     x = pad_channels(target_in, model.config.in_channels)
@@ -140,7 +161,7 @@ def predict_maps(
                 c_out = (c_out >= 0.5).float()
         mean, spread = run_ensemble(
             model, x, c_in, c_out, config=EnsembleConfig(passes=ensemble),
-            generator=generator, batch_size=batch_size, step=step,
+            generator=generator, batch_size=batch_size, step=step, max_memory=max_memory,
         )  # fmt: skip
         maps.append(_resize(mean[:, 0], size).numpy())
         spreads.append(None if spread is None else _resize(spread[:, 0], size).numpy())
@@ -160,6 +181,7 @@ def predict(
     spacing: float | None = None,
     seed: int = 0,
     device: str = "auto",
+    max_memory: float | str | None = None,
 ) -> PredictResult:
     """Predict a 2D result for ``target_in`` from example pairs.
 
@@ -174,12 +196,15 @@ def predict(
         spacing: pixel size in mm (isotropic in-plane); 1 mm if None.
         seed: seeds the ensemble's draws (same seed, same result).
         device: "auto", "cpu" or "cuda".
+        max_memory: bytes (or "8G", "inf") one forward pass may use; None: the memory available
+            now. Beyond it: ``MemoryLimitError`` (a ValueError) with the estimate.
 
     Returns:
         :class:`PredictResult` with H×W ``prediction`` (and ``uncertainty`` when ensemble > 1).
     """
     target, c_in, c_out = channels_2d(target_in, context_in, context_out)
     plan = plan_outputs(task, labels, list(c_out))
+    limit = parse_memory(max_memory)
     EnsembleConfig(passes=ensemble)
     if spacing is not None and not spacing > 0:
         raise ValueError(f"spacing must be a positive number of mm, got {spacing}")
@@ -189,11 +214,13 @@ def predict(
     height, width = target.shape[1:]
     scale = spacing_mm / voxel_size_mm
     work = (max(1, round(height * scale)), max(1, round(width * scale)))
+    check_prediction_memory(net, 1, len(c_in), work, limit)
     x = torch.from_numpy(rescale_channels(target))[None]
     contexts = torch.from_numpy(np.stack([rescale_channels(c) for c in c_in]))[None]
     maps, spread = predict_maps(
-        net, plan, x, contexts, c_out[None], ensemble=ensemble, seed=seed, resize_to=work
-    )
+        net, plan, x, contexts, c_out[None], ensemble=ensemble, seed=seed, resize_to=work,
+        max_memory=limit,
+    )  # fmt: skip
     result, uncertainty, probabilities = plan.finish(
         maps[:, 0], None if spread is None else spread[:, 0]
     )

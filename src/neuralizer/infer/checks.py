@@ -12,7 +12,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from neuralizer.infer.io import Loaded, read_input
+from neuralizer.infer.io import Loaded, check_affine, read_input, real_float32
 from neuralizer.infer.outputs import is_blank
 
 ALIGN_MODES = ("auto", "affine", "none")
@@ -23,7 +23,7 @@ def _as_array(value: Any, name: str) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch.Tensor
         value = value.detach().cpu().numpy()
     try:
-        array = np.asarray(value, dtype=np.float32)
+        array = real_float32(np.asarray(value), name)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{name} must be a numeric array or tensor ({error})") from None
     if not np.isfinite(array).all():
@@ -71,7 +71,8 @@ def as_loaded(value: Any, name: str) -> Loaded:
     if isinstance(value, (str, Path)):
         loaded = read_input(value)
     elif isinstance(value, nib.spatialimages.SpatialImage):
-        data = np.asarray(value.dataobj, dtype=np.float32)
+        check_affine(value.affine, name)
+        data = real_float32(np.asarray(value.dataobj), name)
         if not np.isfinite(data).all():
             raise ValueError(f"{name} contains NaN or Inf values; replace them (e.g. by 0) first")
         if data.ndim == 4 and data.shape[3] <= 3:

@@ -57,6 +57,11 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-memory",
+        help="refuse a forward pass whose estimated peak memory exceeds this (e.g. 8G, 500M; "
+        "'inf': no check; default: the memory available at the time)",
+    )
     p.set_defaults(func=run_predict)
 
 
@@ -142,7 +147,7 @@ def predict_file(args: argparse.Namespace, target: Loaded, context: Context, mod
 
     common = dict(
         model=model, task=args.task, labels=_labels(args.labels), ensemble=args.ensemble,
-        seed=args.seed, device=args.device,
+        seed=args.seed, device=args.device, max_memory=args.max_memory,
     )  # fmt: skip
     if context.volumetric:
         return infer.predict_volume(
@@ -156,10 +161,10 @@ def predict_file(args: argparse.Namespace, target: Loaded, context: Context, mod
 
 
 def write_result(result, target: Loaded, output: Path, extras: dict[str, Path | None]) -> None:
-    """The prediction, and the optional uncertainty/probabilities/QC files, written atomically."""
+    """The optional uncertainty/probabilities/QC files, then the prediction, each atomically
+    (the prediction last: folder mode takes an existing prediction for a finished target)."""
     from neuralizer.infer.io import write_output
 
-    write_output(output, result.prediction)
     for key in ("uncertainty", "probabilities"):
         path, data = extras.get(key), getattr(result, key)
         if path is not None and data is not None:
@@ -170,6 +175,7 @@ def write_result(result, target: Loaded, output: Path, extras: dict[str, Path | 
         from neuralizer.infer.qc import save_qc
 
         save_qc(extras["qc"], target, result)
+    write_output(output, result.prediction)
 
 
 def _check_common(args: argparse.Namespace) -> None:
@@ -183,6 +189,10 @@ def _check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--spacing must be a positive number of mm, got {args.spacing}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_memory is not None:  # imports torch: only when given
+        from neuralizer.model.limits import parse_memory
+
+        parse_memory(args.max_memory)  # an unreadable size fails before any file is read
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -74,10 +74,12 @@ def _forward_batches(
     context_out: Tensor,
     batch_size: int,
     step: Callable[[int], None] | None,
+    max_memory: float | None = None,
 ) -> Tensor:
     """Model output (clamped) for N target slices, each with its own L context pairs.
 
-    ``target_in`` N×Cin×H×W, ``context_in`` N×L×Cin×H×W, ``context_out`` N×L×Cout×H×W.
+    ``target_in`` N×Cin×H×W, ``context_in`` N×L×Cin×H×W, ``context_out`` N×L×Cout×H×W;
+    ``max_memory`` (bytes) is the model's limit per pass (None: the memory available now).
     """
     device = next(model.parameters()).device
     target_in, (height, width) = pad_to_multiple(target_in, model.config.size_multiple)
@@ -87,7 +89,10 @@ def _forward_batches(
     for start in range(0, target_in.shape[0], batch_size):
         part = slice(start, start + batch_size)
         raw = model(
-            target_in[part].to(device), context_in[part].to(device), context_out[part].to(device)
+            target_in[part].to(device),
+            context_in[part].to(device),
+            context_out[part].to(device),
+            max_memory=max_memory,
         )
         outputs.append(clamp_output(raw).float().cpu())
         if step is not None:
@@ -105,12 +110,14 @@ def run_ensemble(
     generator: torch.Generator,
     batch_size: int = 8,
     step: Callable[[int], None] | None = None,
+    max_memory: float | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Mean prediction (N×Cout×H×W, in [0, 1]) and its s.d. across passes (None for one pass).
 
     ``target_in`` N×Cin×H×W; ``context_in`` N×L×Cin×H×W; ``context_out`` N×L×Cout×H×W: slice n
     of the target is predicted from its own L context pairs (for volumes, the same slice of every
     context volume). In every pass all N slices share one bootstrap draw and one affine.
+    ``max_memory``: bytes one forward pass may use (a ``MemoryLimitError`` beyond it).
     """
     n_context = context_in.shape[1]
     if n_context < 1:
@@ -126,7 +133,7 @@ def run_ensemble(
                 c_in, c_out = context_in[:, pick], context_out[:, pick]
                 matrix = random_affine(config, generator)
                 x = warp(target_in, matrix)
-            out = _forward_batches(model, x, c_in, c_out, batch_size, step)
+            out = _forward_batches(model, x, c_in, c_out, batch_size, step, max_memory)
             if matrix is not None:
                 out = warp(out, torch.linalg.inv(matrix))
             total += out

@@ -2,13 +2,20 @@
 
 A bad target does not stop the run: it is reported and skipped, the others are processed, a
 summary is printed and the exit status is 1 if any target failed. Output names are the inputs'
-file names inside the output folder, so no output can land outside it.
+file names inside the output folder, so no output can land outside it (a symlink there that points
+elsewhere fails that target).
+
+Rerunning after a crash or a kill skips targets whose prediction exists and redoes the others:
+every file is written to a temporary file and renamed, the prediction after its uncertainty,
+probabilities and QC picture, so a prediction that exists is whole and so are its companions.
+Temporary files a kill left behind are removed at the start.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from glob import escape as glob_escape
 from pathlib import Path
 
 from neuralizer.infer.io import SUFFIXES, read_input, suffix
@@ -33,6 +40,14 @@ def inside(folder: Path, name: str) -> Path:
     if path.parent != folder.resolve():
         raise ValueError(f"output name {name!r} would leave the output folder")
     return path
+
+
+def _remove_stale_temporaries(folders: list[Path], names: list[str]) -> None:
+    """Delete ``.NAME.*.tmp`` files (``write_atomically``'s) of our outputs left by a kill."""
+    for folder in folders:
+        for name in names:
+            for temp in folder.glob(f".{glob_escape(name)}.*.tmp"):
+                temp.unlink(missing_ok=True)
 
 
 def _extra_folders(args: argparse.Namespace, in_dir: Path) -> dict[str, Path | None]:
@@ -79,16 +94,28 @@ def run_folder(args: argparse.Namespace) -> int:
     plan_outputs(args.task, _labels(args.labels), [c.data for c in context.context_out])
     model = resolve_model(args.model, args.device)  # context checked, targets listed
     out_dir.mkdir(parents=True, exist_ok=True)
+    names = [p.name for p in targets] + [
+        Path(p.name).with_suffix("").stem + ".png" for p in targets
+    ]
+    _remove_stale_temporaries([out_dir, *(f for f in extras.values() if f is not None)], names)
     failed: list[tuple[str, str]] = []
+    skipped = 0
     for path in tqdm(targets, unit="scan", disable=not sys.stderr.isatty()):
         try:
+            output = inside(out_dir, path.name)
+            companions = _named(extras, path.name)
+            if output.is_file():
+                skipped += 1
+                continue
             target = read_input(path)
             result = predict_file(args, target, context, model, progress=False)
-            write_result(result, target, inside(out_dir, path.name), _named(extras, path.name))
+            write_result(result, target, output, companions)
         except USER_ERRORS as error:
             failed.append((path.name, str(error)))
-    done = len(targets) - len(failed)
+    done = len(targets) - len(failed) - skipped
     print(f"predicted {done} of {len(targets)} files into {out_dir}")
+    if skipped:
+        print(f"skipped {skipped} whose outputs exist already (delete them to predict again)")
     for name, reason in failed:
         print(f"failed: {name}: {reason}", file=sys.stderr)
     return 1 if failed else 0

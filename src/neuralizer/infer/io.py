@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,29 @@ def suffix(path: str | Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
+def real_float32(array: np.ndarray, name: str) -> np.ndarray:
+    """``array`` as float32; ValueError for complex, text, date, object or structured values
+    (which a plain cast would silently mangle: complex numbers lose their imaginary part)."""
+    if array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} holds {array.dtype} values; give real numbers (bool, integer or float)"
+        )
+    return array.astype(np.float32, copy=False)
+
+
+def check_affine(affine: np.ndarray, name: str) -> None:
+    """ValueError unless the voxel-to-world ``affine`` is finite and invertible: resampling and
+    registration would otherwise fail deep inside SciPy/SimpleITK, or silently give NaN."""
+    linear = np.asarray(affine, np.float64)[:3, :3]
+    finite = bool(np.isfinite(np.asarray(affine, np.float64)).all())
+    if not finite or abs(np.linalg.det(linear)) < 1e-6 * max(1.0, np.abs(linear).max() ** 3):
+        raise ValueError(
+            f"{name} has an unusable affine (voxel-to-world matrix "
+            f"{'with NaN/Inf' if not finite else 'that is singular'}); fix its header "
+            "(qform/sform), e.g. by re-saving it from the scanner's DICOM"
+        )
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -58,7 +82,7 @@ def _check_file(path: Path) -> None:
 def _read_nifti(path: Path) -> tuple[np.ndarray, nib.Nifti1Image]:
     try:
         image = nib.load(str(path))
-        data = np.asarray(image.dataobj, dtype=np.float32)
+        data = real_float32(np.asarray(image.dataobj), str(path))
     except Exception as error:  # nibabel raises many types for damaged files
         raise ValueError(f"{path} is not a readable NIfTI file ({error})") from None
     if data.ndim == 4 and data.shape[3] > MAX_CHANNELS:
@@ -68,14 +92,36 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, nib.Nifti1Image]:
         )
     if data.ndim not in (3, 4) or (data.ndim == 4 and data.shape[3] < 1):
         raise ValueError(f"{path}: expected a 3D image (or 4D with ≤ 3 volumes), got {data.shape}")
+    check_affine(image.affine, str(path))
     channels = data[None] if data.ndim == 3 else np.moveaxis(data, 3, 0)
     return channels, image
+
+
+def _check_npy_size(path: Path) -> None:
+    """ValueError if the NPY header promises more bytes than the file holds: NumPy would first
+    allocate the promised array (any size a crafted header names), then find the data short."""
+    with open(path, "rb") as file:
+        version = np.lib.format.read_magic(file)
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(version)
+        if read_header is None:
+            return  # a newer format: np.load checks it
+        shape, _, dtype = read_header(file)
+        promised = math.prod(shape) * dtype.itemsize
+        held = path.stat().st_size - file.tell()
+    if promised > held:
+        raise ValueError(
+            f"truncated: its header promises {shape} {dtype} values, {held} bytes follow"
+        )
 
 
 def _read_2d(path: Path) -> np.ndarray:
     try:
         if suffix(path) == ".npy":
-            data = np.load(path, allow_pickle=False).astype(np.float32)
+            _check_npy_size(path)
+            data = real_float32(np.load(path, allow_pickle=False), str(path))
         else:
             from PIL import Image
 

@@ -23,6 +23,7 @@ from neuralizer.data.space import Grid, resample_to_grid
 from neuralizer.infer.align import align_context
 from neuralizer.infer.api import (
     PredictResult,
+    check_prediction_memory,
     model_geometry,
     predict_maps,
     rescale_channels,
@@ -32,6 +33,7 @@ from neuralizer.infer.checks import as_loaded, choose_alignment, validate_volume
 from neuralizer.infer.ensemble import EnsembleConfig
 from neuralizer.infer.io import Loaded, nifti_like
 from neuralizer.infer.outputs import plan_outputs
+from neuralizer.model.limits import parse_memory
 from neuralizer.model.network import Neuralizer
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
@@ -100,6 +102,7 @@ def predict_volume(
     device: str = "auto",
     batch_size: int = 8,
     progress: bool = False,
+    max_memory: float | str | None = None,
 ) -> PredictResult:
     """Predict a 3D result for ``target`` from L example volume pairs, slice by slice.
 
@@ -112,6 +115,7 @@ def predict_volume(
         align: "auto" (register pairs whose grid differs from the target's), "affine" (always),
             "none" (trust that the context is already aligned in world coordinates).
         batch_size: target slices per forward pass. progress: show a progress bar.
+        max_memory: bytes (or "8G", "inf") one forward pass may use, as in :func:`predict`.
 
     Returns:
         :class:`PredictResult` whose ``prediction`` (and ``uncertainty``, ``probabilities``) are
@@ -126,10 +130,13 @@ def predict_volume(
     validate_volumes(target_l, c_in, c_out, align)
     plan = plan_outputs(task, labels, [c.data for c in c_out])
     mode = choose_alignment(align, target_l, c_in)
+    limit = parse_memory(max_memory)
     net = resolve_model(model, device)  # only after every check of the user's data
 
     voxel_size_mm, image_size = model_geometry(net)
     grid = working_grid(target_l, voxel_size_mm, image_size, AXES[axis])
+    batch = min(batch_size, grid.shape[AXES[axis]])
+    check_prediction_memory(net, batch, len(c_in), image_size, limit)
     target_work = rescale_channels(resample_channels(target_l, grid))
     pairs = align_context(
         mode, target_work[0], grid, c_in, c_out, discrete=plan.kind != "image", seed=seed
@@ -137,7 +144,7 @@ def predict_volume(
     steps = [f"working grid {grid.shape} at {voxel_size_mm:g} mm (RAS), {axis} slices"]
     steps += [f"alignment: {mode}"]
     maps, spread = _predict_on_grid(net, plan, target_work, pairs, AXES[axis], ensemble, seed,
-                                    batch_size, progress)  # fmt: skip
+                                    batch_size, progress, limit)  # fmt: skip
     reference = target_l.image
     back, back_spread = (_to_target(m, grid, target_l) for m in (maps, spread))
     result, uncertainty, probabilities = plan.finish(np.clip(back, 0, 1), back_spread)
@@ -174,6 +181,7 @@ def _predict_on_grid(
     seed: int,
     batch_size: int,
     progress: bool,
+    max_memory: float | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """M×X×Y×Z maps (and s.d.) on the working grid; blank target slices are not run (zero)."""
     from tqdm.auto import tqdm
@@ -187,6 +195,7 @@ def _predict_on_grid(
         maps_a, spread_a = predict_maps(
             net, plan, torch.from_numpy(slices[active]), torch.from_numpy(context_in),
             context_out, ensemble=ensemble, seed=seed, batch_size=batch_size, step=bar.update,
+            max_memory=max_memory,
         )  # fmt: skip
     shape = (plan.n_maps, len(slices), *slices.shape[-2:])
     maps = np.zeros(shape, np.float32)

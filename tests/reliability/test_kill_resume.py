@@ -238,3 +238,62 @@ def test_sigkill_folder_prediction_then_rerun_skips_finished_and_redoes_the_rest
     assert finished_seen == sorted(finished_seen)  # progress only grows
     print(f"{len(finished_seen)} SIGKILLs of folder prediction: {mid_write} left a temporary "
           f"file; finished after each: {finished_seen} of {len(reference)}")  # fmt: skip
+
+
+EVAL_CYCLES = 20 if os.environ.get("NEURALIZER_RELIABILITY") == "long" else 5
+
+
+def _eval_run(config) -> None:
+    from neuralizer.evaluate import run
+
+    torch.set_num_threads(1)
+    run(config)
+
+
+def test_sigkill_evaluation_then_rerun_skips_finished_and_redoes_the_rest(tmp_path, forkserver):
+    """Kill the smoke evaluation at seeded random moments and rerun: the results file only ever
+    holds whole rows equal to an uninterrupted run's, finished rows are kept, the rest redone."""
+    import dataclasses
+
+    from neuralizer.evaluate import EvalConfig, run
+    from neuralizer.evaluate.results import read_rows, row_key
+    from neuralizer.evaluate.smoke import make_tiny_model
+
+    smoke = EvalConfig.from_file(Path(__file__).resolve().parents[2] / "configs/eval/smoke.json")
+    model = str(make_tiny_model(tmp_path / "tiny.safetensors"))
+
+    def config(name: str):
+        return dataclasses.replace(
+            smoke,
+            output=str(tmp_path / name / "results.csv"),
+            models={"tiny": model},
+            unet=dataclasses.replace(smoke.unet, run_dir=str(tmp_path / name / "unet")),
+        )
+
+    started = time.monotonic()
+    torch.set_num_threads(1)
+    run(config("reference"))
+    straight = time.monotonic() - started
+    reference = {row_key(r): r["value"] for r in read_rows(config("reference").output)}
+
+    rng = np.random.default_rng(11)
+    killed = config("killed")
+    counts = []
+    for _ in range(EVAL_CYCLES):
+        process = forkserver.Process(target=_eval_run, args=(killed,))
+        process.start()
+        time.sleep(rng.uniform(0.5, max(1.0, straight / 2)))
+        assert process.is_alive(), "the evaluation finished before it was killed"
+        process.kill()  # SIGKILL
+        process.join()
+        assert process.exitcode == -9
+        rows = read_rows(killed.output)
+        for r in rows:  # whole rows only, each equal to the uninterrupted run's
+            assert reference[row_key(r)] == r["value"]
+        counts.append(len(rows))
+    assert counts == sorted(counts)  # finished work is never lost
+    torch.set_num_threads(1)
+    run(killed)
+    final = {row_key(r): r["value"] for r in read_rows(killed.output)}
+    assert final == reference
+    print(f"{EVAL_CYCLES} SIGKILLs of the evaluation: rows after each {counts} of {len(reference)}")

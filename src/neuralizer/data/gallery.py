@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 
 from neuralizer.data.render import render, sample_profile
 from neuralizer.data.subjects import SynthConfig, SynthSliceSource, cached_anatomy
+from neuralizer.model.checkpoint import write_atomically
 
 _CONTRASTS = (("t1", False), ("t2", False), ("pd", False), ("flair", False), ("synthetic", False),
               ("t1", True), ("t2", True), ("synthetic", True))  # fmt: skip
@@ -70,8 +71,7 @@ def make_gallery(
             ax.set_axis_off()
     fig.suptitle("Sources on the common grid (row 1) and synthetic training subjects", fontsize=9)
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".tmp-{os.getpid()}-{output.name}")
-    fig.savefig(tmp, dpi=110, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, output)
+    write_atomically(output, buffer.getvalue())

@@ -10,6 +10,7 @@ mass, so world offsets of hundreds of millimetres do not matter.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 
 from neuralizer.data.cache import config_key, default_cache_dir, read_checked, write_entry
 from neuralizer.data.space import Grid, common_grid, percentile_rescale
+from neuralizer.model.checkpoint import write_atomically
 
 KINDS = ("auto", "head", "brain")
 _REGISTRATION_VOXEL_MM = 2.0
@@ -242,11 +244,10 @@ def save_qc(
         ax.contour(np.take(outline, k, axis=axis).T, [0.5], colors="r", linewidths=0.6)
         ax.set_axis_off()
     fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    fig.savefig(tmp, dpi=80, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=80, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    write_atomically(path, buffer.getvalue())
 
 
 def import_folder(
@@ -270,7 +271,5 @@ def import_folder(
         for s in scans
     ]
     manifest = {"space": "MNI152 RAS", "voxel_size_mm": voxel_size_mm, "subjects": entries}
-    tmp = out_dir / f".tmp-{os.getpid()}-manifest.json"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out_dir / "manifest.json")
+    write_atomically(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
     return manifest

@@ -8,30 +8,10 @@ majority vote).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import SimpleITK as sitk
 
-from neuralizer.data.register import register_affine_images
-
-#: SimpleITK reads a sampling seed of 0 as "seed from the wall clock" (``sitkWallClock``), so
-#: the seeds we pass are offset by this to stay reproducible.
-_SEED_OFFSET = 1
-
-
-@contextmanager
-def single_threaded_itk() -> Iterator[None]:
-    """ITK filters on one thread, restored afterwards: multi-threaded sums in the registration
-    pipeline make results differ in the last digits from run to run; one thread is exact (and
-    these 2D registrations are too small to gain from threads)."""
-    old = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old)
+from neuralizer.data.register import register_affine_images, single_threaded_itk, sitk_seed
 
 
 def mean_baseline(context_out: np.ndarray) -> np.ndarray:
@@ -59,13 +39,13 @@ def register_deformable(
     composite fixed->moving transform.
     """
     fixed_img, moving_img = _image(fixed), _image(moving)
-    affine = register_affine_images(fixed_img, moving_img, seed=seed + _SEED_OFFSET)
+    affine = register_affine_images(fixed_img, moving_img, seed=seed)
     moving_affine = sitk.Resample(moving_img, fixed_img, affine, sitk.sitkLinear, 0.0)
     bspline = sitk.BSplineTransformInitializer(fixed_img, [mesh_size, mesh_size], order=3)
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.3, seed + _SEED_OFFSET)
+    reg.SetMetricSamplingPercentage(0.3, sitk_seed(seed))
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsLBFGSB(numberOfIterations=50, maximumNumberOfCorrections=5)
     reg.SetShrinkFactorsPerLevel([2, 1])
@@ -120,7 +100,7 @@ def robust_transform(fixed: np.ndarray, moving: np.ndarray, *, seed: int = 0) ->
     except RuntimeError:
         pass
     try:
-        return register_affine_images(_image(fixed), _image(moving), seed=seed + _SEED_OFFSET)
+        return register_affine_images(_image(fixed), _image(moving), seed=seed)
     except RuntimeError:
         return sitk.Transform(2, sitk.sitkIdentity)
 

@@ -197,7 +197,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     files = RunFiles(Path(cfg.run_dir))
-    files.root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = Neuralizer(ModelConfig(channels=cfg.channels, stages=cfg.stages))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -213,10 +212,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
             _remove_stale_temporaries(files.root)
     elif files.state.is_file():
         raise FileExistsError(f"{files.state} exists: pass --resume, or use a new run_dir")
-    elif ctx.is_main:
-        write_atomically(files.root / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
-        files.log.unlink(missing_ok=True)
-        _remove_stale_temporaries(files.root)
     # The last block's context update feeds nothing (its weights exist for the released layout):
     # it never gets a gradient, and DistributedDataParallel must not wait for one.
     for parameter in (model.decoder or model.encoder)[-1].context_combine.parameters():
@@ -228,6 +223,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
 
     train_sampler, val_batches = build_samplers(cfg)
     _check_step_memory(cfg, val_batches[0], max_memory)
+    if ctx.is_main and progress.step == 0:
+        # A new run (or a resume before its first checkpoint): nothing is written before the
+        # memory check, so a refused run leaves no half-started run directory behind.
+        files.root.mkdir(parents=True, exist_ok=True)
+        write_atomically(files.root / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
+        files.log.unlink(missing_ok=True)
+        _remove_stale_temporaries(files.root)
     batch_index = lambda step: (0 if cfg.fixed_batch else step) * ctx.world_size + ctx.rank  # noqa: E731
     loader = torch.utils.data.DataLoader(
         _Batches(train_sampler, batch_index, progress.step, cfg.max_steps),

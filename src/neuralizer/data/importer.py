@@ -10,9 +10,9 @@ mass, so world offsets of hundreds of millimetres do not matter.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,11 +151,12 @@ def templates(cache_dir: Path | None = None) -> tuple[Grid, dict[str, np.ndarray
 
 
 def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
+    """Write a gzipped NIfTI atomically (``write_atomically``: temporary file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    nib.save(nib.Nifti1Image(array, affine), str(tmp))
-    os.replace(tmp, path)
+    raw = nib.Nifti1Image(array, affine).to_bytes()
+    if path.name.endswith(".gz"):
+        raw = gzip.compress(raw, compresslevel=6)
+    write_atomically(path, raw)
 
 
 def import_scan(

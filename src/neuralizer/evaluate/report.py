@@ -59,7 +59,7 @@ atlas registration 2.9 s, a U-Net training step (B=8, c=16) 3 s. Expect less on 
      (with 4-pass ensembles, ~25 min)
    - `neuralizer evaluate configs/eval/exp3-protocol.json --examples docs/img` (~7 min)
    - the shipped model's acceptance (issue 6): `neuralizer evaluate
-     configs/eval/shipped-acceptance.json --examples docs/img` (~13 min); the report also prints
+     configs/eval/shipped-acceptance.json --examples docs/img` (~11 min); the report also prints
      its acceptance table
 4. This page: `python -m neuralizer.evaluate.report docs/results/*.csv -o docs/results.md
    --figures docs/img`, then commit the CSVs, the page and the figures.

@@ -111,6 +111,7 @@ def test_committed_configs_parse():
         "exp1-unseen",
         "exp2-context",
         "exp3-protocol",
+        "shipped-acceptance",
     ):
         config = EvalConfig.from_file(ROOT / "configs" / "eval" / f"{path}.json")
         assert config.name == path and config.output == f"docs/results/{path}.csv"

@@ -4,7 +4,13 @@
 ``python -m neuralizer.evaluate.report`` turns the results CSVs into ``docs/results.md``.
 """
 
-from neuralizer.evaluate.baselines import fuse, mean_baseline, propagate, register_deformable
+from neuralizer.evaluate.baselines import (
+    fuse,
+    identity_baseline,
+    mean_baseline,
+    propagate,
+    register_deformable,
+)
 from neuralizer.evaluate.config import EvalConfig, UNetBudget
 from neuralizer.evaluate.metrics import score
 from neuralizer.evaluate.run import run
@@ -18,6 +24,7 @@ __all__ = [
     "UNetBudget",
     "build_instances",
     "fuse",
+    "identity_baseline",
     "mean_baseline",
     "propagate",
     "register_deformable",

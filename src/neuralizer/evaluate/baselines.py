@@ -1,4 +1,5 @@
-"""Baselines that need no training (SPEC §7): the mean of the context outputs, atlas propagation.
+"""Baselines that need no training (SPEC §7): the mean of the context outputs, the target's own
+input (identity) and atlas propagation.
 
 Shapes: ``context_in`` L×3×H×W, ``context_out`` L×1×H×W, ``target_in`` 3×H×W (numpy float32);
 each baseline returns a 1×H×W prediction in the model's output convention (segmentation-like
@@ -19,6 +20,19 @@ def mean_baseline(context_out: np.ndarray) -> np.ndarray:
     if context_out.shape[0] == 0:
         raise ValueError("the mean baseline needs at least one context pair")
     return context_out.mean(axis=0).astype(np.float32)
+
+
+def identity_baseline(target_in: np.ndarray) -> np.ndarray:
+    """The target's input image returned as the output: 3×H×W -> 1×H×W (channel 0).
+
+    Every task family puts its input image in channel 0 (``tasks.base.encode_input``; inpainting
+    adds its mask as channel 1, the others leave channels 1–2 zero), in the same intensity units
+    as an image output, and evaluation sets draw no task augmentation (which could permute or
+    duplicate channels). So for denoising its PSNR is the PSNR of the corrupted input, for
+    modality transfer that of returning the input contrast unchanged. Image tasks only: a
+    thresholded image is no segmentation baseline.
+    """
+    return np.asarray(target_in[:1], np.float32)
 
 
 def _image(array: np.ndarray) -> sitk.Image:

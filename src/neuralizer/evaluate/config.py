@@ -17,7 +17,11 @@ from typing import Any
 from neuralizer.tasks.registry import TASK_NAMES
 
 #: methods that need no trained model besides the Neuralizer checkpoints in ``models``
-BASELINES = ("mean", "atlas", "unet")
+BASELINES = ("mean", "identity", "atlas", "unet")
+#: how the pairs of an evaluation set are made (see :mod:`neuralizer.evaluate.sets`)
+EPISODE_KINDS = ("evaluation", "training")
+#: tissue-level binary structures that segmentation instances can add (``structures``)
+STRUCTURE_NAMES = ("brain_mask", "white_matter", "grey_matter")
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,15 @@ class EvalConfig:
       from the training split (``pool_split`` "train", subjects cycled when the pool is larger).
     - ``tasks`` × ``instances_per_task`` task instances; an instance fixes every episode-level
       choice (label, modalities, corruption level, ...) and the slice position.
-    - ``per_class`` > 0 (segmentation only): each drawn instance becomes ``per_class`` instances,
-      one per largest label of the target slice (the paper's Table 3).
+    - ``per_class`` > 0 (segmentation only): each drawn segmentation instance becomes
+      ``per_class`` instances, one per largest label of the target slice (the paper's Table 3),
+      of the drawn protocol or of ``class_protocol`` if set. ``structures`` (names of
+      :data:`STRUCTURE_NAMES`) adds one instance per tissue-level structure of the same slice.
+    - ``episodes``: "evaluation" (identity spatial transforms) or "training" (each pair with its
+      own spatial augmentation, as in training; see :mod:`neuralizer.evaluate.sets`).
     - ``methods``: "neuralizer" (every model of ``models``, label -> checkpoint), "mean",
-      "atlas", "unet". ``ensemble`` > 0 adds ``<label>-ens<K>`` rows: K context bootstraps.
+      "identity" (image tasks only), "atlas", "unet". ``ensemble`` > 0 adds ``<label>-ens<K>``
+      rows: K context bootstraps.
     - ``holdout_*``: evaluate only held-out items (what a Neuralizer-unseen model never saw).
     """
 
@@ -72,6 +81,9 @@ class EvalConfig:
     n_train_subjects: int = 100
     instances_per_task: int = 2
     per_class: int = 0
+    class_protocol: str = ""
+    structures: tuple[str, ...] = ()
+    episodes: str = "evaluation"
     context_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     methods: tuple[str, ...] = ("neuralizer", "mean", "atlas")
     models: Mapping[str, str] = field(default_factory=dict)
@@ -101,8 +113,17 @@ class EvalConfig:
             need = max(need, *self.unet.train_sizes)
         if need > self.pool_size:
             raise ValueError(f"pool_size {self.pool_size} < the largest context/training size")
-        if self.per_class and set(self.tasks) != {"segmentation"}:
-            raise ValueError("per_class applies to the segmentation task only")
+        if (self.per_class or self.structures or self.class_protocol) and (
+            "segmentation" not in self.tasks
+        ):
+            raise ValueError("per_class, class_protocol and structures need the segmentation task")
+        if self.class_protocol and not self.per_class:
+            raise ValueError("class_protocol chooses the protocol of per_class: set per_class > 0")
+        bad = sorted(set(self.structures) - set(STRUCTURE_NAMES))
+        if bad:
+            raise ValueError(f"unknown structures {bad}; choose from {STRUCTURE_NAMES}")
+        if self.episodes not in EPISODE_KINDS:
+            raise ValueError(f"episodes {self.episodes!r}: choose one of {EPISODE_KINDS}")
 
     @property
     def holdout(self) -> dict[str, tuple[str, ...]]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from neuralizer.evaluate.config import EvalConfig
 from neuralizer.evaluate.metrics import score
-from neuralizer.evaluate.run import make_predictors
+from neuralizer.evaluate.run import applies, make_predictors
 from neuralizer.evaluate.sets import build_instances
 
 
@@ -35,6 +35,10 @@ def plot_examples(config: EvalConfig, path: str | Path, methods: Sequence[str] =
         images = [inst.target_in[0, 0], inst.target_out[0, 0]]
         titles = [f"{task}\n{inst.modalities[0]}", inst.label[:18] or "truth"]
         for method, predict in predictors.items():
+            if not applies(method, inst):
+                images.append(np.zeros_like(images[0]))
+                titles.append(f"{method}\n(not for masks)")
+                continue
             n = max(config.unet.train_sizes if method == "unet" else config.context_sizes)
             pred = predict(inst, n, [0])
             value = score(pred, inst.target_out[:1], inst.segmentation_like)[0]

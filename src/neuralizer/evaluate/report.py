@@ -15,7 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralizer.evaluate.config import BASELINES
 from neuralizer.evaluate.results import read_rows
+from neuralizer.model.checkpoint import write_atomically
+
+#: experiments (by name prefix) that get the shipped model's acceptance table (issue 6)
+ACCEPTANCE_PREFIX = "shipped-acceptance"
 
 HEADER = """# Results
 
@@ -53,6 +58,9 @@ atlas registration 2.9 s, a U-Net training step (B=8, c=16) 3 s. Expect less on 
    - `neuralizer evaluate configs/eval/exp2-context.json --examples docs/img`
      (with 4-pass ensembles, ~25 min)
    - `neuralizer evaluate configs/eval/exp3-protocol.json --examples docs/img` (~7 min)
+   - the shipped model's acceptance (issue 6): `neuralizer evaluate
+     configs/eval/shipped-acceptance.json --examples docs/img` (~11 min); the report also prints
+     its acceptance table
 4. This page: `python -m neuralizer.evaluate.report docs/results/*.csv -o docs/results.md
    --figures docs/img`, then commit the CSVs, the page and the figures.
 """
@@ -65,8 +73,19 @@ METHODS = """## How the numbers are made
   items). Targets are held-out test subjects; the context of size L is the first L pairs of the
   instance's pool: other test subjects (experiments 2, 3, unseen) or the training split
   (experiment 1, so that Neuralizer's context and the U-Net's training set are the same pairs).
+- **Training-like episodes** (`"episodes": "training"`, the acceptance run): every target and
+  context pair gets its own spatial augmentation exactly as in training (rotation, scale, shear,
+  translation, elastic, left-right flip); the subjects' synthesis and the rendering are those of
+  training in every experiment; task augmentations (mask inversion, contours, Sobel, ...) are
+  left out, since they change the task being scored.
+- **Acceptance structures**: the ten largest Desikan-Killiany (FreeSurfer aparc+aseg) labels of
+  the slice of the instance's first drawn subject, each a binary task, plus the brain mask, white
+  matter (cerebral and cerebellar) and grey matter (cortex, deep grey nuclei,
+  hippocampus/amygdala, cerebellar cortex) from the subject's tissue classes.
 - **mean**: the voxel-wise mean of the L context outputs (for masks, after the 0.5 threshold: a
   majority vote, ties counted as foreground).
+- **identity** (image tasks): the target's input image returned unchanged; for denoising its
+  PSNR is the PSNR of the corrupted input.
 - **atlas**: each context input registered to the target input with SimpleITK (moments
   initialisation, rigid then affine, then a 6×6 B-spline; Mattes mutual information, since
   context and target may be different modalities), its output carried over (nearest neighbour
@@ -166,6 +185,52 @@ def relative_table(rows: list[dict]) -> list[str]:
     return ["", "Relative to the all-data U-Net (all tasks):", "", *_table(head, body)]
 
 
+def _mean(rows: list[dict], task: str, method: str) -> float:
+    values = [float(r["value"]) for r in rows if r["task"] == task and r["method"] == method]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def acceptance_checks(rows: list[dict]) -> list[tuple[str, str, float, str, float, bool]]:
+    """(criterion, model, model value, bar description, bar, passed) per model and criterion.
+
+    The shipped model's acceptance (issue 6), at the largest context size of the rows: mean Dice
+    of the segmentation structures above the mean baseline's; skull stripping Dice >= 0.90;
+    denoising PSNR >= the input's (the identity baseline) + 3 dB; modality transfer PSNR above
+    the identity's. Means are over every row (targets × instances) of the task; a missing task
+    or baseline fails its criterion (NaN).
+    """
+    n = max(int(r["n_context"]) for r in rows)
+    rows = [r for r in rows if int(r["n_context"]) == n]
+    models = sorted({r["method"] for r in rows} - set(BASELINES))
+    mean_dice = _mean(rows, "segmentation", "mean")
+    input_psnr = _mean(rows, "denoising", "identity")
+    identity_psnr = _mean(rows, "modality_transfer", "identity")
+    criteria = [
+        ("segmentation Dice > mean baseline", "segmentation", "mean baseline", mean_dice, False),
+        ("skull stripping Dice >= 0.90", "skull_stripping", "0.90", 0.90, True),
+        ("denoising PSNR >= input + 3 dB", "denoising",
+         f"input {input_psnr:.2f} + 3", input_psnr + 3.0, True),
+        ("modality transfer PSNR > identity", "modality_transfer", "identity", identity_psnr,
+         False),
+    ]  # fmt: skip
+    out = []
+    for model in models:
+        for text, task, bar_text, bar, inclusive in criteria:
+            value = _mean(rows, task, model)
+            passed = bool(value >= bar if inclusive else value > bar)
+            out.append((f"{text} (L={n})", model, value, bar_text, bar, passed))
+    return out
+
+
+def acceptance_table(rows: list[dict]) -> list[str]:
+    """The acceptance checks as a Markdown table (see :func:`acceptance_checks`)."""
+    body = [
+        [text, model, f"{value:.3f}", f"{bar:.3f} ({bar_text})", "pass" if ok else "FAIL"]
+        for text, model, value, bar_text, bar, ok in acceptance_checks(rows)
+    ]
+    return _table(["criterion", "model", "value", "bar", "result"], body)
+
+
 def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[str]:
     out = [f"## {name}", ""]
     if name.startswith("smoke"):
@@ -174,6 +239,8 @@ def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[
         name, f"neuralizer evaluate configs/eval/{name}.json --examples docs/img"
     )
     out += [f"Command: `{command}` (configuration `configs/eval/{name}.json`)", ""]
+    if name.startswith(ACCEPTANCE_PREFIX):
+        out += ["Acceptance of the shipped model (issue 6):", ""] + acceptance_table(rows) + [""]
     out += score_table(rows) + relative_table(rows)
     out += ["", "Per modality (input modality of the target):", ""]
     out += breakdown_table(rows, "modality")
@@ -243,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.figures:
         for name, rows in rows_by_experiment(args.csvs).items():
             plot_scores(rows, Path(args.figures) / f"{name}-scores.png")
-    Path(args.output).write_text(make_page(args.csvs, figures=bool(args.figures)))
+    for name, rows in sorted(rows_by_experiment(args.csvs).items()):
+        if name.startswith(ACCEPTANCE_PREFIX):
+            print("\n".join([f"{name}:", *acceptance_table(rows)]))
+    write_atomically(args.output, make_page(args.csvs, figures=bool(args.figures)).encode())
     return 0
 
 

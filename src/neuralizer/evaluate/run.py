@@ -3,7 +3,8 @@
 Resumable: rows already in the results CSV are skipped; missing rows (never computed, or deleted)
 are computed, and only those. Methods (SPEC §7): each Neuralizer model of ``config.models``
 (optionally with context bootstrapping, as in prediction), the mean of the context outputs,
-atlas propagation and the task-specific U-Nets (trained on demand as resumable jobs).
+the target's input unchanged (image tasks), atlas propagation and the task-specific U-Nets
+(trained on demand as resumable jobs).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuralizer.evaluate.baselines import fuse, mean_baseline, propagate
+from neuralizer.evaluate.baselines import fuse, identity_baseline, mean_baseline, propagate
 from neuralizer.evaluate.config import EvalConfig
 from neuralizer.evaluate.metrics import metric_name, score
 from neuralizer.evaluate.results import append_rows, exclusive, read_rows, row_key
@@ -50,6 +51,16 @@ def neuralizer_predictor(model, *, ensemble: int = 0, seed: int = 0, chunk: int 
 def mean_predictor(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
     """The voxel-wise mean of the first n context outputs, the same for every target."""
     return np.stack([mean_baseline(inst.pool_out[:n])] * len(targets))
+
+
+def identity_predictor(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
+    """Each target's own input (channel 0) as its output; ``n`` is not used."""
+    return np.stack([identity_baseline(inst.target_in[t]) for t in targets])
+
+
+def applies(method: str, inst: Instance) -> bool:
+    """Whether ``method`` is scored on ``inst``: identity only on image-output tasks."""
+    return not (method == "identity" and inst.segmentation_like)
 
 
 def atlas_predictor(seed: int = 0) -> Predictor:
@@ -105,6 +116,8 @@ def make_predictors(config: EvalConfig, methods: Sequence[str]) -> dict[str, Pre
                     )
         elif method == "mean":
             predictors["mean"] = mean_predictor
+        elif method == "identity":
+            predictors["identity"] = identity_predictor
         elif method == "atlas":
             predictors["atlas"] = atlas_predictor(config.seed)
         elif method == "unet":
@@ -159,6 +172,8 @@ def _run_locked(config, methods, tasks, log) -> list[tuple[str, ...]]:
         for index in range(config.instances_per_task):
             for inst in build_instances(config, task, index):
                 for method, predict in predictors.items():
+                    if not applies(method, inst):
+                        continue
                     sizes = config.unet.train_sizes if method == "unet" else config.context_sizes
                     for n in sizes:
                         key = (config.name, method, task, str(inst.index), str(n))

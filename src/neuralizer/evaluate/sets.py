@@ -1,10 +1,25 @@
 """Evaluation sets: task instances with their target pairs and their pool of context pairs.
 
 An :class:`Instance` is one task with every episode-level choice fixed (drawn by the episode
-sampler's evaluation config: no augmentation, identity spatial transforms, hold-outs honoured),
-``T`` target pairs from held-out test subjects and a pool of ``P`` pairs of the same task: the
-context of size L is the first L pool pairs, and a task-specific U-Net trained on n pairs uses
-the first n. Every instance is a pure function of ``(config.seed, task, index)``.
+sampler's evaluation config: no task augmentation, hold-outs honoured), ``T`` target pairs from
+held-out test subjects and a pool of ``P`` pairs of the same task: the context of size L is the
+first L pool pairs, and a task-specific U-Net trained on n pairs uses the first n. Every instance
+is a pure function of ``(config.seed, task, index)``.
+
+``config.episodes`` says how the pairs are made:
+
+- "evaluation": identity spatial transforms, so every pair shows its subject as synthesised.
+- "training": pairs made exactly as training makes them, from test subjects. Training episodes
+  differ from evaluation ones in two ways: every pair gets its own spatial augmentation (the
+  training sampler's :class:`~neuralizer.tasks.spatial.SpatialConfig`: rotation, scale, shear,
+  translation, elastic, left-right flip), and task augmentations are drawn. This kind keeps the
+  first and not the second. The subjects' own deformations (anatomy and subject) and the rendering
+  (profiles, real images, render noise, bias and resolution, mixed modalities, corruption levels)
+  are the same in both kinds already: they come from the same synthesis config and the task's own
+  ``sample``/``sample_pair``. Task augmentations are left out because they change what is asked
+  (MaskInvert segments the background, MaskContour the outline, SobelFilter and IntensityMapping
+  change the image a restoration task must return), so a Dice or PSNR bar for "skull stripping"
+  or "denoising" would no longer measure that task.
 """
 
 from __future__ import annotations
@@ -14,12 +29,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neuralizer.data.subject import SliceSource
+from neuralizer.data.subject import SliceSource, SliceSubject
 from neuralizer.evaluate.config import EvalConfig
 from neuralizer.tasks.episode import PairRecord, make_pair
 from neuralizer.tasks.registry import TASK_NAMES
 from neuralizer.tasks.sampler import EpisodeSampler, HoldOut, SamplerConfig
-from neuralizer.tasks.spatial import sample_spatial
+from neuralizer.tasks.spatial import SpatialConfig, sample_spatial
+
+#: label map added to the subjects for ``config.structures``: the tissue classes
+#: (``neuralizer.data.render.TISSUE_CLASSES``) inside the brain mask, 0 outside
+TISSUE_PROTOCOL = "brain_tissue"
+#: structure -> tissue classes: brain mask (everything inside it: ventricles, cortex, white
+#: matter, deep grey, hippocampus/amygdala, cerebellum, brainstem, sulcal CSF), white matter
+#: (cerebral and cerebellar), grey matter (cortex, deep grey nuclei, hippocampus/amygdala,
+#: cerebellar cortex)
+STRUCTURES: dict[str, tuple[int, ...]] = {
+    "brain_mask": (1, 2, 3, 4, 5, 6, 7, 8, 9),
+    "white_matter": (3, 7),
+    "grey_matter": (2, 4, 5, 6),
+}
+_SULCAL_CSF = 9
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,32 @@ def make_sampler(config: EvalConfig, task: str, source: SliceSource) -> EpisodeS
     return EpisodeSampler(source, base.evaluation(holdout=bool(holdout), seed=config.seed))
 
 
+def pair_spatial(config: EvalConfig) -> SpatialConfig:
+    """The per-pair spatial transforms of ``config.episodes``: training's (the default
+    :class:`SamplerConfig`'s, which ``neuralizer.train`` uses) or none."""
+    training = SamplerConfig().spatial
+    if config.episodes == "training":
+        return training
+    return dataclasses.replace(training, enabled=False)
+
+
+class TissueLabels:
+    """A source whose subjects also carry the :data:`TISSUE_PROTOCOL` label map (added before
+    any spatial transform, so it moves with the subject like every other label map)."""
+
+    def __init__(self, source: SliceSource):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def get(self, index: int, position: float) -> SliceSubject:
+        subject = self.source.get(index, position)
+        tissue = np.where(subject.tissue > 0, subject.tissue, _SULCAL_CSF)
+        labels = np.where(subject.brain_mask, tissue, 0).astype(np.int32)
+        return dataclasses.replace(subject, labels={**subject.labels, TISSUE_PROTOCOL: labels})
+
+
 def modality(params) -> str:
     """Input modality of a pair: the profile name ("t1-real" for a real image; "a->b")."""
     if hasattr(params, "profile_in"):
@@ -76,46 +131,66 @@ def modality(params) -> str:
 
 
 def _largest_labels(source: SliceSource, subject: int, position: float, protocol: str, k: int):
-    labels = np.asarray(source.get(subject, position).labels[protocol])
+    all_labels = source.get(subject, position).labels
+    if protocol not in all_labels:
+        raise ValueError(
+            f"class_protocol {protocol!r} is not in the data; it has {sorted(all_labels)}"
+        )
+    labels = np.asarray(all_labels[protocol])
     values, counts = np.unique(labels[labels != 0], return_counts=True)
     return [int(v) for v in values[np.argsort(-counts, kind="stable")][:k]]
 
 
+def _variants(config: EvalConfig, task: str, sampler: EpisodeSampler, anchor):
+    """(task params, label name or "") of each instance made from one drawn ``anchor``."""
+    p = anchor.target.task_params
+    if task != "segmentation" or not (config.per_class or config.structures):
+        return [(p, _label_name(sampler, p))]
+    out = []
+    if config.per_class:
+        protocol = config.class_protocol or p.protocol
+        top = _largest_labels(
+            sampler.source, anchor.target.subject_index, anchor.position, protocol,
+            config.per_class,
+        )  # fmt: skip
+        variants = [dataclasses.replace(p, protocol=protocol, labels=(v,)) for v in top]
+        out += [(v, _label_name(sampler, v)) for v in variants]
+    for name in config.structures:
+        out.append(
+            (dataclasses.replace(p, protocol=TISSUE_PROTOCOL, labels=STRUCTURES[name]), name)
+        )
+    return out
+
+
 def build_instances(config: EvalConfig, task: str, index: int) -> list[Instance]:
-    """Instance ``index`` of ``task`` (``per_class``: one per largest label, else one)."""
+    """Instance ``index`` of ``task`` (segmentation with ``per_class`` or ``structures``: one
+    per label and structure, numbered ``index * (per_class + len(structures)) + k``)."""
     target_source, pool_source, first_pool = make_sources(config)
     sampler = make_sampler(config, task, target_source)
     task_obj = sampler.tasks[task]
     rng = np.random.default_rng([config.seed, TASK_NAMES.index(task), index])
     anchor = sampler.sample_record(rng, 1)
-    variants = [anchor.target.task_params]
-    if config.per_class:
-        p = anchor.target.task_params
-        top = _largest_labels(
-            target_source, anchor.target.subject_index, anchor.position, p.protocol,
-            config.per_class,
-        )  # fmt: skip
-        variants = [dataclasses.replace(p, labels=(v,)) for v in top]
-    # evaluation config: spatial augmentation disabled, so this is the identity
-    identity = sample_spatial(target_source.get(0, 0.5).shape, sampler.config.spatial, rng)
+    variants = _variants(config, task, sampler, anchor)
+    if config.structures and task == "segmentation":
+        target_source, pool_source = TissueLabels(target_source), TissueLabels(pool_source)
+    spatial = pair_spatial(config)
+    shape = sampler.space.image_shape
+    stride = config.per_class + len(config.structures) if task == "segmentation" else 0
     n_pool_subjects = len(pool_source) - first_pool
     out = []
-    for k, params in enumerate(variants):
+    for k, (params, label) in enumerate(variants):
         pair_rng = np.random.default_rng([config.seed, 7, index, k])
-
-        made = _pairs(task_obj, params, pair_rng, range(config.n_targets), target_source,
-                      anchor.position, identity)  # fmt: skip
-        targets, t_in, t_out = made
+        make = (task_obj, params, pair_rng, anchor.position, spatial, shape)
+        targets, t_in, t_out = _pairs(*make, range(config.n_targets), target_source)
         pool_subjects = [first_pool + i % n_pool_subjects for i in range(config.pool_size)]
-        _, p_in, p_out = _pairs(task_obj, params, pair_rng, pool_subjects, pool_source,
-                                anchor.position, identity)  # fmt: skip
+        _, p_in, p_out = _pairs(*make, pool_subjects, pool_source)
         out.append(
             Instance(
                 task=task,
-                index=index if not config.per_class else index * config.per_class + k,
+                index=index * stride + k if stride else index,
                 segmentation_like=task_obj.segmentation_like,
                 protocol=getattr(params, "protocol", ""),
-                label=_label_name(sampler, params),
+                label=label,
                 target_in=t_in,
                 target_out=t_out,
                 pool_in=p_in,
@@ -126,9 +201,14 @@ def build_instances(config: EvalConfig, task: str, index: int) -> list[Instance]
     return out
 
 
-def _pairs(task, params, rng, subjects, source, position, spatial):
-    """(pair records, N×3×H×W inputs, N×1×H×W outputs) of ``params``' episode on ``subjects``."""
-    records = [PairRecord(int(s), task.sample_pair(params, rng), spatial) for s in subjects]
+def _pairs(task, params, rng, position, spatial, shape, subjects, source):
+    """(pair records, N×3×H×W inputs, N×1×H×W outputs) of ``params``' episode on ``subjects``,
+    each pair with its own transform drawn from ``spatial`` (disabled: the identity, and ``rng``
+    is not used for it)."""
+    records = [
+        PairRecord(int(s), task.sample_pair(params, rng), sample_spatial(shape, spatial, rng))
+        for s in subjects
+    ]
     made = [make_pair(task, source, position, r) for r in records]
     return records, np.stack([m.input for m in made]), np.stack([m.output for m in made])
 

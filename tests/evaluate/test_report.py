@@ -1,6 +1,8 @@
 from pathlib import Path
 
-from neuralizer.evaluate.report import make_page
+import pytest
+
+from neuralizer.evaluate.report import make_page, plot_relative, relative_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,6 +17,26 @@ def test_committed_results_page_matches_the_committed_csvs(monkeypatch):
         "docs/results.md is stale: run python -m neuralizer.evaluate.report docs/results/*.csv "
         "-o docs/results.md --figures docs/img"
     )
-    for csv in csvs:  # every linked figure is committed
-        for kind in ("scores", "examples"):
-            assert (ROOT / "docs" / "img" / f"{Path(csv).stem}-{kind}.png").is_file()
+    for line in page.splitlines():  # every linked figure is committed
+        if line.startswith("!["):
+            assert (ROOT / "docs" / line.split("](")[1].rstrip(")")).is_file(), line
+
+
+def _row(method: str, n: int, instance: int, value: float) -> dict:
+    return {"experiment": "x", "method": method, "task": "denoising", "instance": str(instance),
+            "n_context": str(n), "value": str(value), "metric": "psnr"}  # fmt: skip
+
+
+def test_relative_scores_divide_by_the_all_data_unet_of_the_same_instance(tmp_path):
+    rows = [_row("unet", 512, 0, 20.0), _row("unet", 512, 1, 40.0), _row("unet", 8, 0, 10.0)]
+    rows += [_row("neuralizer", 8, 0, 30.0), _row("neuralizer", 8, 1, 20.0)]
+    rel, n_all = relative_rows(rows)
+    assert n_all == 512
+    got = {(r["method"], r["n_context"], r["instance"]): r["value"] for r in rel}
+    assert got[("neuralizer", "8", "0")] == pytest.approx(1.5)
+    assert got[("neuralizer", "8", "1")] == pytest.approx(0.5)
+    assert got[("unet", "8", "0")] == pytest.approx(0.5)
+    assert plot_relative(rows, tmp_path / "rel.png") and (tmp_path / "rel.png").stat().st_size > 0
+    no_unet = [r for r in rows if r["method"] != "unet"]
+    assert relative_rows(no_unet) == ([], 0) and not plot_relative(no_unet, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()

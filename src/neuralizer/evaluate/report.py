@@ -10,6 +10,7 @@ with "smoke" are labelled as plumbing checks, not as model quality.
 from __future__ import annotations
 
 import argparse
+import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -164,11 +165,12 @@ def breakdown_table(rows: list[dict], column: str) -> list[str]:
     return _table(["task", column] + [f"{m} (n={largest[m]})" for m in methods], body)
 
 
-def relative_table(rows: list[dict]) -> list[str]:
-    """Scores relative to the U-Net trained on all pairs, per instance, averaged (paper Fig. 5)."""
+def relative_rows(rows: list[dict]) -> tuple[list[dict], int]:
+    """Rows scored relative to the U-Net trained on all pairs of the same task instance (paper
+    Fig. 5), and that U-Net's n; ``([], 0)`` without U-Net rows."""
     unet = [r for r in rows if r["method"] == "unet"]
     if not unet:
-        return []
+        return [], 0
     n_all = max(int(r["n_context"]) for r in unet)
     ref = _grouped([r for r in unet if int(r["n_context"]) == n_all], ("task", "instance"))
     ref_mean = {k: float(np.mean(v)) for k, v in ref.items()}
@@ -177,6 +179,14 @@ def relative_table(rows: list[dict]) -> list[str]:
         for r in rows
         if ref_mean.get((r["task"], r["instance"]), 0) > 0
     ]
+    return rel, n_all
+
+
+def relative_table(rows: list[dict]) -> list[str]:
+    """Scores relative to the U-Net trained on all pairs, per instance, averaged (paper Fig. 5)."""
+    rel, n_all = relative_rows(rows)
+    if not rel:
+        return []
     sizes = sorted({int(r["n_context"]) for r in rel})
     groups = _grouped(rel, ("method", "n_context"))
     methods = sorted({k[0] for k in groups})
@@ -249,6 +259,9 @@ def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[
     if figure:
         examples = figure.replace("-scores.png", "-examples.png")
         out += ["", f"![{name}: score against n]({figure})", ""]
+        if relative_rows(rows)[0]:
+            relative = figure.replace("-scores.png", "-relative.png")
+            out += [f"![{name}: relative to the all-data U-Net]({relative})", ""]
         out += [f"![{name}: one prediction per task and method]({examples})"]
     return out + [""]
 
@@ -272,8 +285,14 @@ def rows_by_experiment(csvs: list[str]) -> dict[str, list[dict]]:
     return out
 
 
-def plot_scores(rows: list[dict], path: str | Path) -> None:
-    """Score against n (log scale), one panel per task, one line per method (paper Fig. 4)."""
+def _figure_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def _plot_per_task(rows: list[dict], path: str | Path, ylabel, title: str, reference=None) -> None:
+    """One panel per task, one line per method: mean value against n (log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -287,18 +306,36 @@ def plot_scores(rows: list[dict], path: str | Path) -> None:
             g = _grouped([r for r in sub if r["method"] == method], ("n_context",))
             ns = sorted(int(k[0]) for k in g)
             ax.plot(ns, [np.mean(g[(str(n),)]) for n in ns], "o-", label=method)
+        if reference is not None:
+            ax.axhline(reference, color="grey", lw=0.8, ls="--")
         ax.set_xscale("log", base=2)
         ax.set_title(task)
         ax.set_xlabel("n (context / training pairs)")
-        ax.set_ylabel(sub[0]["metric"])
+        ax.set_ylabel(ylabel(sub))
     axes[0][-1].legend(fontsize=7)
     name = rows[0]["experiment"]
     smoke = " (SMOKE RUN: plumbing check, not model quality)" if name.startswith("smoke") else ""
-    fig.suptitle(name + smoke, fontsize=10)
+    fig.suptitle(title.format(name=name) + smoke, fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    write_atomically(path, _figure_bytes(fig))
     plt.close(fig)
+
+
+def plot_scores(rows: list[dict], path: str | Path) -> None:
+    """Score against n (log scale), one panel per task, one line per method (paper Fig. 4)."""
+    _plot_per_task(rows, path, lambda sub: sub[0]["metric"], "{name}")
+
+
+def plot_relative(rows: list[dict], path: str | Path) -> bool:
+    """Scores relative to the all-data U-Net against n, per task (paper Fig. 5); False (and no
+    file) when ``rows`` have no U-Net rows."""
+    rel, n_all = relative_rows(rows)
+    if not rel:
+        return False
+    label = f"relative to U-Net (n={n_all})"
+    _plot_per_task(rel, path, lambda sub: label, "{name}: relative to the all-data U-Net", 1.0)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.figures:
         for name, rows in rows_by_experiment(args.csvs).items():
             plot_scores(rows, Path(args.figures) / f"{name}-scores.png")
+            plot_relative(rows, Path(args.figures) / f"{name}-relative.png")
     for name, rows in sorted(rows_by_experiment(args.csvs).items()):
         if name.startswith(ACCEPTANCE_PREFIX):
             print("\n".join([f"{name}:", *acceptance_table(rows)]))

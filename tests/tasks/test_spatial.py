@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from neuralizer.tasks.registry import make_task
 from neuralizer.tasks.spatial import (
     SpatialConfig,
     SpatialParams,
+    mirrored_labels,
     sample_spatial,
     transform_subject,
 )
@@ -22,13 +24,38 @@ def test_identity_is_a_no_op(subject):
     ).is_identity
 
 
-def test_flip_mirrors_columns(subject):
+def test_flip_mirrors_columns_and_swaps_left_and_right_labels(subject):
     flipped = transform_subject(subject, SpatialParams(flip=True, flip_axis=1))
     assert np.array_equal(flipped.tissue, subject.tissue[:, ::-1])
-    assert np.array_equal(flipped.labels["phantom"], subject.labels["phantom"][:, ::-1])
+    names = {v: k for k, v in subject.label_names["phantom"].items()}
+    mirror, out = subject.labels["phantom"][:, ::-1], flipped.labels["phantom"]
+    for left, right in (
+        ("Left-White-Matter", "Right-White-Matter"),
+        ("Left-Nucleus", "Right-Nucleus"),
+    ):
+        assert (mirror == names[right]).any()
+        assert np.array_equal(out == names[left], mirror == names[right])
+        assert np.array_equal(out == names[right], mirror == names[left])
+    for name in ("Ventricles", "Cortex"):  # no side: unchanged
+        assert np.array_equal(out == names[name], mirror == names[name])
     assert np.array_equal(flipped.brain_mask, subject.brain_mask[:, ::-1])
     assert np.array_equal(flipped.masks["head_brain"], subject.masks["head_brain"][:, ::-1])
     assert np.array_equal(flipped.images["head"], subject.images["head"][:, ::-1])
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ({1: "Left-Hippocampus", 2: "Right-Hippocampus", 3: "Brain-Stem"}, {1: 2, 2: 1}),
+        ({10: "ctx-lh-insula", 20: "ctx-rh-insula"}, {10: 20, 20: 10}),
+        ({5: "GM_Broca_BA44_L", 6: "GM_Broca_BA44_R"}, {5: 6, 6: 5}),
+        # Harvard-Oxford's own spelling differs between the twins
+        ({3: "Left_Lateral_Ventrical", 4: "Right_Lateral_Ventricle"}, {3: 4, 4: 3}),
+        ({7: "Left-Amygdala", 8: "Lateral-Geniculate"}, {}),  # no twin; "Lateral" is no side
+    ],
+)
+def test_mirrored_labels_pairs_each_side_with_its_twin(names, expected):
+    assert mirrored_labels(names) == expected
 
 
 def test_translation_moves_everything_together(subject):

@@ -9,24 +9,18 @@ in which case each pair draws its own profile (context from other modalities, as
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from neuralizer.data.subject import ContrastProfile, SliceSubject
 from neuralizer.tasks.base import TaskSpace, encode_input, encode_output, new_seed, source_image
+from neuralizer.tasks.spatial import side_free
 
 #: probability that an episode segments a group of labels rather than a single one
 P_GROUP = 0.25
 #: probability that the context pairs come from other modalities than the target
 P_MIXED_MODALITIES = 0.3
-
-_SIDE = re.compile(r"(?i)(^|[-_. ])(left|right|lh|rh|l|r)(?=$|[-_. ])")
-
-
-def _side_free(name: str) -> str:
-    return _SIDE.sub(r"\1", name).strip("-_. ").lower()
 
 
 @dataclass(frozen=True)
@@ -54,8 +48,8 @@ class BinarySegmentation:
         if rng.uniform() >= P_GROUP or len(labels) < 2:
             return (first,)
         names = self.space.label_names.get(protocol, {})
-        key = _side_free(names.get(first, ""))
-        twins = [v for v in labels if v != first and key and _side_free(names.get(v, "")) == key]
+        key = side_free(names.get(first, ""))
+        twins = [v for v in labels if v != first and key and side_free(names.get(v, "")) == key]
         if twins:  # left and right of the same structure
             return tuple(sorted({first, *twins}))
         others = [v for v in labels if v != first]

@@ -1,5 +1,11 @@
 """Data augmentation per pair: random affine, elastic deformation and sagittal flip (paper §4.3).
 
+A flipped pair also swaps the names of its lateralised labels (Left-X <-> Right-X), as SynthSeg
+does: after the mirror, the structure labelled Left-X sits where a right one would, and with flips
+drawn per pair a context would otherwise show Left-X on the left in some pairs and on the right
+in others, an ambiguous task for almost every label (most protocols name both hemispheres). With
+the swap, Left-X is always the structure on the image's left-hemisphere side.
+
 One spatial transform is drawn per (input, output) pair and applied to the *subject* before the
 task renders the pair (tissue classes, label maps and brain mask with nearest neighbour, real
 images bilinearly), so both images of the pair move together and every task property (k-space,
@@ -14,6 +20,9 @@ image centre ``c``, and ``d`` is a smooth displacement field upsampled (cubic) f
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +30,56 @@ import numpy as np
 
 from neuralizer.data.subject import SliceSubject
 from neuralizer.tasks.fields import upsample_coarse
+
+#: A left/right token in a label name: "Left-Hippocampus", "ctx-lh-insula", "Left_Frontal_Pole",
+#: "GM_..._hIP1_L" (group 1: the separator before it).
+SIDE = re.compile(r"(?i)(^|[-_. ])(left|right|lh|rh|l|r)(?=$|[-_. ])")
+_OTHER_SIDE = {"left": "right", "right": "left", "lh": "rh", "rh": "lh", "l": "r", "r": "l"}
+
+
+def side_free(name: str) -> str:
+    """A label name without its side, lower case: the key shared by left and right twins."""
+    return SIDE.sub(r"\1", name).strip("-_. ").lower()
+
+
+def _other_side(match: re.Match) -> str:
+    token = match.group(2)
+    other = _OTHER_SIDE[token.lower()]
+    if token.isupper():
+        other = other.upper()
+    elif token[0].isupper():
+        other = other.capitalize()
+    return match.group(1) + other
+
+
+def mirrored_labels(names: Mapping[int, str]) -> dict[int, int]:
+    """Label value -> the value of the same structure on the other side (lateralised labels
+    whose twin is in ``names``; other labels are left out: they map to themselves)."""
+    return dict(_mirrored(tuple(sorted((int(v), str(n)) for v, n in names.items()))))
+
+
+@functools.lru_cache(maxsize=64)
+def _mirrored(names: tuple[tuple[int, str], ...]) -> tuple[tuple[int, int], ...]:
+    by_name = {name: value for value, name in names}
+    out = []
+    for value, name in names:
+        swapped = SIDE.sub(_other_side, name)
+        if swapped == name:
+            continue
+        twin = by_name.get(swapped)
+        if twin is None:  # atlases' own misspellings (Harvard-Oxford: "Left_Lateral_Ventrical")
+            match = difflib.get_close_matches(swapped, by_name, n=1, cutoff=0.9)
+            twin = by_name[match[0]] if match else None
+        if twin is not None and twin != value:
+            out.append((value, twin))
+    return tuple(out)
+
+
+def relabel(labels: np.ndarray, table: Mapping[int, int]) -> np.ndarray:
+    """``labels`` with every value ``v`` in ``table`` replaced by ``table[v]`` (same dtype)."""
+    values, inverse = np.unique(labels, return_inverse=True)
+    mapped = np.array([table.get(int(v), v) for v in values], dtype=labels.dtype)
+    return mapped[inverse].reshape(labels.shape)
 
 
 @dataclass(frozen=True)
@@ -132,14 +191,18 @@ class Warper:
 
 
 class _WarpedMapping(Mapping):
-    """A read-only mapping whose arrays are warped on first access (tasks use few of them)."""
+    """A read-only mapping whose arrays are warped on first access (tasks use few of them);
+    ``tables``: key -> relabelling applied after the warp (a flip's side swap)."""
 
-    def __init__(self, source: Mapping, warper: Warper):
+    def __init__(self, source: Mapping, warper: Warper, tables: Mapping | None = None):
         self._source, self._warper, self._done = source, warper, {}
+        self._tables = tables or {}
 
     def __getitem__(self, key):
         if key not in self._done:
-            self._done[key] = self._warper(self._source[key])
+            warped = self._warper(self._source[key])
+            table = self._tables.get(key)
+            self._done[key] = relabel(warped, table) if table else warped
         return self._done[key]
 
     def __iter__(self):
@@ -163,7 +226,8 @@ def transform_subject(subject: SliceSubject, params: SpatialParams) -> SliceSubj
 
     Every field that is an H×W array, or a mapping of them (tissue, brain mask, label maps, real
     images, and any such field the data contract adds), is moved by the same transform (see
-    :class:`Warper`); arrays inside mappings are resampled lazily, when a task reads them.
+    :class:`Warper`); arrays inside mappings are resampled lazily, when a task reads them. A flip
+    swaps left and right labels (module doc).
     """
     if params.is_identity:
         return subject
@@ -173,4 +237,7 @@ def transform_subject(subject: SliceSubject, params: SpatialParams) -> SliceSubj
         f.name: _warp_value(getattr(subject, f.name), warper, shape)
         for f in dataclasses.fields(subject)
     }
+    if params.flip and isinstance(changes["labels"], _WarpedMapping):
+        tables = {p: mirrored_labels(n) for p, n in subject.label_names.items()}
+        changes["labels"] = _WarpedMapping(subject.labels, warper, tables)
     return dataclasses.replace(subject, **changes)

@@ -38,7 +38,9 @@ def choose_model(path: str | Path | None) -> AppModel:
 
     if path is not None:
         net = load(path)
-        what = f"checkpoint `{Path(path).name}` (c={net.config.channels})"
+        step = (net.provenance or {}).get("step")
+        trained = f", after {step} training steps" if isinstance(step, int) else ""
+        what = f"checkpoint `{Path(path).name}` (c={net.config.channels}{trained})"
         return AppModel(net, what, True)
     if DEFAULT_WEIGHTS.is_file():
         return AppModel(load(), "the shipped trained model", True)

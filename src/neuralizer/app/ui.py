@@ -101,7 +101,7 @@ def _pictures(view: View | None, index: int) -> tuple:
         return None, None, None, []
     pictures = render(view, int(index))
     uncertainty = pictures["uncertainty"]
-    label = "Uncertainty (s.d. across passes)" if uncertainty is not None else (
+    label = "Uncertainty (s.d. of passes)" if uncertainty is not None else (
         "Uncertainty: choose an ensemble size ≥ 2")  # fmt: skip
     return (pictures["target"], pictures["prediction"], gr.Image(value=uncertainty, label=label),
             pictures["context"])  # fmt: skip
@@ -151,7 +151,7 @@ def build_app(app_model: AppModel, folder: Path):
                                           elem_id="run-files")  # fmt: skip
                 ensemble = gr.Slider(1, 16, value=1, step=1, label="Ensemble size",
                                      info="passes with resampled examples; 2 or more also give "
-                                     "an uncertainty map")  # fmt: skip
+                                     "an uncertainty map", elem_id="ensemble")  # fmt: skip
                 align = gr.Radio(["auto", "affine", "none"], value="auto",
                                  label="Alignment of the examples to the scan",
                                  info=ALIGN_HELP)  # fmt: skip
@@ -166,7 +166,7 @@ def build_app(app_model: AppModel, folder: Path):
                     shown_prediction = _picture("Prediction", "prediction-image")
                     shown_uncertainty = _picture("Uncertainty", "uncertainty-image")
                 gallery = gr.Gallery(label="Examples used (input | output), same slice",
-                                     columns=EXAMPLE_PAIRS, height="auto", object_fit="contain",
+                                     columns=EXAMPLE_PAIRS, height=280, object_fit="contain",
                                      format="png", buttons=["fullscreen"], interactive=False,
                                      elem_id="context-gallery")  # fmt: skip
                 downloads = gr.File(label="Download (NIfTI on your scan's grid)",

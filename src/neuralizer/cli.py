@@ -104,9 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="start the local web app (upload a scan and examples, see the result)"
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (this computer)")
-    serve.add_argument("--port", type=int, default=7860)
-    serve.add_argument("--model", help="checkpoint (.safetensors); default: the shipped model")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: this computer only)"
+    )
+    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument(
+        "--model",
+        help="checkpoint (.safetensors); default: the shipped model (until one ships, an "
+        "untrained network, as the page says)",
+    )
     serve.set_defaults(func=_serve)
 
     train = commands.add_parser("train", help="train a model (also under torchrun)")

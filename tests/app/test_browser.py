@@ -99,6 +99,7 @@ def test_a_bad_upload_shows_a_readable_message(app, tmp_path):
     page = browser.wait_for(page_with_error, 30, "the error message")
     assert "scan.nii.gz is not a readable NIfTI file" in page
     assert "Traceback" not in page and "neuralizer-serve-" not in page
+    assert driver.find_element(By.ID, "status").text.startswith("Not run")
 
 
 def test_stopping_the_server_removes_its_temporary_folder(app):

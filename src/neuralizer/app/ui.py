@@ -98,13 +98,22 @@ def _pictures(view: View | None, index: int) -> tuple:
     import gradio as gr
 
     if view is None:
-        return None, None, None, []
+        return None, None, gr.Image(value=None, label="Uncertainty"), []
     pictures = render(view, int(index))
     uncertainty = pictures["uncertainty"]
     label = "Uncertainty (s.d. of passes)" if uncertainty is not None else (
         "Uncertainty: choose an ensemble size ≥ 2")  # fmt: skip
     return (pictures["target"], pictures["prediction"], gr.Image(value=uncertainty, label=label),
             pictures["context"])  # fmt: skip
+
+
+def _not_run() -> tuple:
+    """The outputs after a failed run: no pictures, no downloads, a pointer to the message."""
+    import gradio as gr
+
+    status = "**Not run**: see the message in the corner of the page."
+    slider = gr.Slider(minimum=0, maximum=1, value=0, interactive=False, label="Coronal slice")
+    return (None, status, slider, *_pictures(None, 0), None)
 
 
 def _picture(label: str, elem_id: str):
@@ -194,8 +203,14 @@ def build_app(app_model: AppModel, folder: Path):
                               files.context_out, ensemble, align, seed)  # fmt: skip
 
         settings = [ensemble, align, seed]
-        run_files.click(run_on_files, [target, context_in, context_out, *settings], outputs)
-        run_example.click(run_on_example, [example, *settings], outputs)
+        # Progress (and a failure) shows on the prediction only, not on every picture; after a
+        # failure the page shows no result, so nobody takes an earlier one for this run's.
+        for button, handler, inputs in (
+            (run_files, run_on_files, [target, context_in, context_out, *settings]),
+            (run_example, run_on_example, [example, *settings]),
+        ):
+            run = button.click(handler, inputs, outputs, show_progress_on=shown_prediction)
+            run.failure(_not_run, None, outputs)
         slice_index.input(
             _pictures, [view_state, slice_index],
             [shown_target, shown_prediction, shown_uncertainty, gallery],
@@ -227,6 +242,11 @@ def serve(host: str = "127.0.0.1", port: int = 7860, model: str | Path | None = 
             server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
             ssr_mode=False, pwa=False, mcp_server=False, footer_links=[], show_error=False,
         )  # fmt: skip
+    except OSError:  # Gradio's message names its own settings, not our options
+        raise ValueError(
+            f"cannot serve on {host}:{port}: the port is in use or the address is not this "
+            "computer's; choose another --port or --host"
+        ) from None
     except KeyboardInterrupt:
         pass
     finally:

@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+import neuralizer
 from neuralizer.app.core import AppModel, choose_model, output_name
 from neuralizer.app.view import View, overlay_mask, render, shown
 
@@ -92,7 +93,7 @@ def test_2d_run_pairs_files_by_name_and_offers_the_result_as_npy(app_model, file
     assert status.startswith("**Done** (segmentation)")
     assert [Path(p).name for p in downloads] == ["target_img_prediction.npy",
                                                  "target_img_uncertainty.npy"]  # fmt: skip
-    expected = __import__("neuralizer").predict(
+    expected = neuralizer.predict(
         np.load(f["target"]), [np.load(f["a"]), np.load(f["b"])],
         [np.load(f["a_mask"]), np.load(f["b_mask"])], model=tiny_model(), ensemble=2, seed=0,
     )  # fmt: skip

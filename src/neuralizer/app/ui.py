@@ -124,11 +124,66 @@ def _picture(label: str, elem_id: str):
                     buttons=["download", "fullscreen"])  # fmt: skip
 
 
+def _input_column() -> dict:
+    """The left column: a built-in example or the user's files, then the settings."""
+    import gradio as gr
+
+    c = {}
+    with gr.Tab("Built-in example"):
+        c["example"] = gr.Dropdown(
+            [(f"{name}: {text}", name) for name, text in example_names().items()],
+            value=DEFAULT_EXAMPLE, label="Task", elem_id="example-task",
+        )  # fmt: skip
+        gr.Markdown(
+            f"A virtual test subject and {EXAMPLE_PAIRS} examples of the task from other "
+            "virtual subjects (never used in training). The first run builds them, which can "
+            "take half a minute."
+        )
+        c["run_example"] = gr.Button("Run the example", variant="primary", elem_id="run-example")
+    with gr.Tab("Your files"):
+        c["target"] = gr.File(label="Your scan (target)", elem_id="target-file")
+        c["context_in"] = gr.File(label="Example inputs", file_count="multiple",
+                                  elem_id="context-in-files")  # fmt: skip
+        c["context_out"] = gr.File(
+            label="Example outputs (paired with the inputs in file-name order)",
+            file_count="multiple", elem_id="context-out-files",
+        )  # fmt: skip
+        c["run_files"] = gr.Button("Run on my files", variant="primary", elem_id="run-files")
+    c["ensemble"] = gr.Slider(1, 16, value=1, step=1, label="Ensemble size",
+                              info="passes with resampled examples; 2 or more also give an "
+                              "uncertainty map", elem_id="ensemble")  # fmt: skip
+    c["align"] = gr.Radio(["auto", "affine", "none"], value="auto", info=ALIGN_HELP,
+                          label="Alignment of the examples to the scan")  # fmt: skip
+    c["seed"] = gr.Number(0, precision=0, label="Seed (same seed, same result)")
+    return c
+
+
+def _result_column() -> dict:
+    """The right column: status, slice slider, pictures, examples and downloads."""
+    import gradio as gr
+
+    c = {}
+    c["status"] = gr.Markdown("Pick a built-in example or upload your files, then run.",
+                              elem_id="status")  # fmt: skip
+    c["slice"] = gr.Slider(0, 1, value=0, step=1, label="Coronal slice", interactive=False,
+                           elem_id="slice")  # fmt: skip
+    with gr.Row():
+        c["target"] = _picture("Your scan", "target-image")
+        c["prediction"] = _picture("Prediction", "prediction-image")
+        c["uncertainty"] = _picture("Uncertainty", "uncertainty-image")
+    c["gallery"] = gr.Gallery(label="Examples used (input | output), same slice",
+                              columns=EXAMPLE_PAIRS, height=280, object_fit="contain",
+                              format="png", buttons=["fullscreen"], interactive=False,
+                              elem_id="context-gallery")  # fmt: skip
+    c["downloads"] = gr.File(label="Download (NIfTI on your scan's grid)", file_count="multiple",
+                             interactive=False, elem_id="downloads")  # fmt: skip
+    return c
+
+
 def build_app(app_model: AppModel, folder: Path):
     """The page: inputs and settings on the left, pictures and downloads on the right."""
     import gradio as gr
 
-    examples = example_names()
     with gr.Blocks(title="Neuralizer", analytics_enabled=False,
                    delete_cache=(3600, 86400)) as page:  # fmt: skip
         gr.Markdown(INTRO)
@@ -136,57 +191,12 @@ def build_app(app_model: AppModel, folder: Path):
         view_state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=2):
-                with gr.Tab("Built-in example"):
-                    example = gr.Dropdown(
-                        [(f"{name}: {text}", name) for name, text in examples.items()],
-                        value=DEFAULT_EXAMPLE, label="Task", elem_id="example-task",
-                    )  # fmt: skip
-                    gr.Markdown(
-                        f"A virtual test subject and {EXAMPLE_PAIRS} examples of the task from "
-                        "other virtual subjects (never used in training). The first run builds "
-                        "them, which can take half a minute."
-                    )
-                    run_example = gr.Button("Run the example", variant="primary",
-                                            elem_id="run-example")  # fmt: skip
-                with gr.Tab("Your files"):
-                    target = gr.File(label="Your scan (target)", elem_id="target-file")
-                    context_in = gr.File(label="Example inputs", file_count="multiple",
-                                         elem_id="context-in-files")  # fmt: skip
-                    context_out = gr.File(
-                        label="Example outputs (paired with the inputs in file-name order)",
-                        file_count="multiple", elem_id="context-out-files",
-                    )  # fmt: skip
-                    run_files = gr.Button("Run on my files", variant="primary",
-                                          elem_id="run-files")  # fmt: skip
-                ensemble = gr.Slider(1, 16, value=1, step=1, label="Ensemble size",
-                                     info="passes with resampled examples; 2 or more also give "
-                                     "an uncertainty map", elem_id="ensemble")  # fmt: skip
-                align = gr.Radio(["auto", "affine", "none"], value="auto",
-                                 label="Alignment of the examples to the scan",
-                                 info=ALIGN_HELP)  # fmt: skip
-                seed = gr.Number(0, precision=0, label="Seed (same seed, same result)")
+                i = _input_column()
             with gr.Column(scale=3):
-                status = gr.Markdown("Pick a built-in example or upload your files, then run.",
-                                     elem_id="status")  # fmt: skip
-                slice_index = gr.Slider(0, 1, value=0, step=1, label="Coronal slice",
-                                        interactive=False, elem_id="slice")  # fmt: skip
-                with gr.Row():
-                    shown_target = _picture("Your scan", "target-image")
-                    shown_prediction = _picture("Prediction", "prediction-image")
-                    shown_uncertainty = _picture("Uncertainty", "uncertainty-image")
-                gallery = gr.Gallery(label="Examples used (input | output), same slice",
-                                     columns=EXAMPLE_PAIRS, height=280, object_fit="contain",
-                                     format="png", buttons=["fullscreen"], interactive=False,
-                                     elem_id="context-gallery")  # fmt: skip
-                downloads = gr.File(label="Download (NIfTI on your scan's grid)",
-                                    file_count="multiple", interactive=False,
-                                    elem_id="downloads")  # fmt: skip
-
-        outputs = [view_state, status, slice_index, shown_target, shown_prediction,
-                   shown_uncertainty, gallery, downloads]  # fmt: skip
-
-        # Gradio finds a progress bar by this default value; it follows the tqdm bars inside.
-        tracker = gr.Progress(track_tqdm=True)
+                r = _result_column()
+        pictures = [r["target"], r["prediction"], r["uncertainty"], r["gallery"]]
+        outputs = [view_state, r["status"], r["slice"], *pictures, r["downloads"]]
+        tracker = gr.Progress(track_tqdm=True)  # as a default value: follows the tqdm bars
 
         def run_on_files(target, context_in, context_out, ensemble, align, seed,
                          progress=tracker):  # fmt: skip
@@ -202,20 +212,18 @@ def build_app(app_model: AppModel, folder: Path):
             return handle_run(app_model, folder, str(files.target), files.context_in,
                               files.context_out, ensemble, align, seed)  # fmt: skip
 
-        settings = [ensemble, align, seed]
+        settings = [i["ensemble"], i["align"], i["seed"]]
         # Progress (and a failure) shows on the prediction only, not on every picture; after a
         # failure the page shows no result, so nobody takes an earlier one for this run's.
         for button, handler, inputs in (
-            (run_files, run_on_files, [target, context_in, context_out, *settings]),
-            (run_example, run_on_example, [example, *settings]),
+            (i["run_files"], run_on_files, [i["target"], i["context_in"], i["context_out"]]),
+            (i["run_example"], run_on_example, [i["example"]]),
         ):
-            run = button.click(handler, inputs, outputs, show_progress_on=shown_prediction)
+            run = button.click(handler, [*inputs, *settings], outputs,
+                               show_progress_on=r["prediction"])  # fmt: skip
             run.failure(_not_run, None, outputs)
-        slice_index.input(
-            _pictures, [view_state, slice_index],
-            [shown_target, shown_prediction, shown_uncertainty, gallery],
-            show_progress="hidden", trigger_mode="always_last",
-        )  # fmt: skip
+        r["slice"].input(_pictures, [view_state, r["slice"]], pictures, show_progress="hidden",
+                         trigger_mode="always_last")  # fmt: skip
     return page
 
 

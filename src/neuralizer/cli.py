@@ -33,6 +33,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from neuralizer.app import serve
+
+    serve(args.host, args.port, args.model)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from neuralizer.model.limits import parse_memory
     from neuralizer.train import TrainConfig, train
@@ -93,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="demo-output", help="output folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    serve = commands.add_parser(
+        "serve", help="start the local web app (upload a scan and examples, see the result)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: this computer only)"
+    )
+    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument(
+        "--model",
+        help="checkpoint (.safetensors); default: the shipped model (until one ships, an "
+        "untrained network, as the page says)",
+    )
+    serve.set_defaults(func=_serve)
 
     train = commands.add_parser("train", help="train a model (also under torchrun)")
     train.add_argument("config", help="JSON file of TrainConfig fields")

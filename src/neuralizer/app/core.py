@@ -1,0 +1,175 @@
+"""What the web app does, without the web: pick the model, write built-in examples, predict.
+
+A prediction goes through the same functions as ``neuralizer predict`` (reading, checks,
+``predict_volume``/``predict``, the atomic writer), with the command's defaults, so a result
+downloaded from the page is the file the command writes for the same inputs, model and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from neuralizer.infer.io import suffix
+from neuralizer.model.network import Neuralizer
+
+#: Context pairs of a built-in example; the example's target is the next test subject.
+EXAMPLE_PAIRS = 3
+UNTRAINED_CHANNELS = 32  # what the demo runs when no trained model ships
+
+
+@dataclass(frozen=True)
+class AppModel:
+    """The network the app predicts with, and one line telling the user what it is."""
+
+    net: Neuralizer
+    description: str
+    trained: bool
+
+
+def choose_model(path: str | Path | None) -> AppModel:
+    """``path``'s checkpoint; else the shipped model; else, like the demo, an untrained c=32
+    network (random weights, seed 0), described as such so nobody takes its output for a result."""
+    from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load
+
+    if path is not None:
+        net = load(path)
+        step = (net.provenance or {}).get("step")
+        trained = f", after {step} training steps" if isinstance(step, int) else ""
+        what = f"checkpoint `{Path(path).name}` (c={net.config.channels}{trained})"
+        return AppModel(net, what, True)
+    if DEFAULT_WEIGHTS.is_file():
+        return AppModel(load(), "the shipped trained model", True)
+    from neuralizer.model.network import ModelConfig
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = Neuralizer(ModelConfig(channels=UNTRAINED_CHANNELS)).eval()
+    what = (
+        f"**untrained network** (random weights, c={UNTRAINED_CHANNELS}): no trained model "
+        "ships yet, so results show how the app works, not what Neuralizer can do. "
+        "Start the app with `--model FILE.safetensors` to use a checkpoint."
+    )
+    return AppModel(net, what, False)
+
+
+@dataclass(frozen=True)
+class ExampleFiles:
+    """A built-in example as NIfTI files: a target and its context pairs (inputs, outputs)."""
+
+    target: Path
+    context_in: list[Path]
+    context_out: list[Path]
+
+
+def example_names() -> dict[str, str]:
+    """Built-in example name -> what it shows (the ``--preset`` tasks)."""
+    from neuralizer.infer.presets import PRESETS
+
+    return {name: text for name, (text, _, _) in PRESETS.items()}
+
+
+def write_example(name: str, folder: Path, n_context: int = EXAMPLE_PAIRS) -> ExampleFiles:
+    """Write built-in example ``name`` into ``folder`` (once; later calls reuse the files).
+
+    The context is the ``--preset`` pairs of the first ``n_context`` virtual test subjects; the
+    target is the preset's input of subject ``n_context``, on the same 2 mm grid. Test subjects
+    were never used in training.
+    """
+    from neuralizer.infer.io import write_output
+
+    folder = folder / name
+    files = ExampleFiles(
+        folder / "target.nii.gz",
+        [folder / f"example{i + 1}_input.nii.gz" for i in range(n_context)],
+        [folder / f"example{i + 1}_output.nii.gz" for i in range(n_context)],
+    )
+    if files.target.is_file():  # written last: the example is complete
+        return files
+    from neuralizer.infer.presets import preset_context
+
+    c_in, c_out = preset_context(name, n_context + 1)
+    for path, loaded in zip(files.context_in + files.context_out, c_in[:-1] + c_out[:-1],
+                            strict=True):  # fmt: skip
+        write_output(path, loaded.image)
+    write_output(files.target, c_in[-1].image)
+    return files
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A finished prediction: what was read, the result, and the files to download."""
+
+    target: object  # neuralizer.infer.io.Loaded
+    context_in: list
+    context_out: list
+    result: object  # neuralizer.infer.api.PredictResult
+    downloads: list[Path]
+
+
+def predict_args(
+    target: str, output: Path, context_in: list[str], context_out: list[str], **options
+) -> argparse.Namespace:
+    """The ``neuralizer predict`` arguments for these files, its defaults for everything else."""
+    from neuralizer.cli import build_parser
+
+    argv = ["predict", "-i", target, "-o", str(output)]
+    args = build_parser().parse_args(argv)
+    args.context_in, args.context_out = list(context_in), list(context_out)
+    for key, value in options.items():
+        setattr(args, key, value)
+    return args
+
+
+def output_name(target: str | Path, what: str) -> str:
+    """``scan.nii.gz`` -> ``scan_<what>.nii.gz``; 2D targets give NPY (their values, exactly)."""
+    name = Path(target).name
+    stem = name[: -len(suffix(name))] if suffix(name) else name
+    return f"{stem}_{what}" + (".nii.gz" if suffix(name) in (".nii", ".nii.gz") else ".npy")
+
+
+def run_prediction(
+    model: Neuralizer,
+    target: str | Path,
+    context_in: list[str | Path],
+    context_out: list[str | Path],
+    *,
+    ensemble: int,
+    align: str,
+    seed: int,
+    folder: Path,
+) -> Prediction:
+    """Check the files, predict, and write the result (and uncertainty) into a new sub-folder of
+    ``folder``. User errors raise ValueError/FileNotFoundError before the model runs."""
+    from neuralizer.infer.cli import load_context, predict_file, write_result
+    from neuralizer.infer.io import read_input
+
+    if not target:
+        raise ValueError("no target: upload the scan to process, or pick a built-in example")
+    if int(ensemble) != ensemble or ensemble < 1:
+        raise ValueError(f"the ensemble size must be a whole number ≥ 1, got {ensemble}")
+    run_folder = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
+    output = run_folder / output_name(target, "prediction")
+    uncertainty = run_folder / output_name(target, "uncertainty") if ensemble > 1 else None
+    args = predict_args(
+        str(target), output, [str(p) for p in context_in], [str(p) for p in context_out],
+        ensemble=int(ensemble), align=align, seed=int(seed),
+    )  # fmt: skip
+    loaded = read_input(args.input)
+    context = load_context(args)
+    result = predict_file(args, loaded, context, model, progress=True)
+    write_result(result, loaded, output, {"uncertainty": uncertainty})
+    downloads = [output] + ([uncertainty] if uncertainty is not None else [])
+    return Prediction(loaded, context.context_in, context.context_out, result, downloads)
+
+
+def readable(error: BaseException, paths: list[str | Path]) -> str:
+    """``error``'s message on one line, with upload folders cut from the file names."""
+    message = " ".join(str(error).split())
+    for path in sorted({str(p) for p in paths if p}, key=len, reverse=True):
+        message = message.replace(path, Path(path).name)
+    return message

@@ -1,0 +1,141 @@
+"""The web app's handlers without a browser: readable errors, 2D results, model line, pictures."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import neuralizer
+from neuralizer.app.core import AppModel, choose_model, output_name
+from neuralizer.app.view import View, overlay_mask, render, shown
+
+gr = pytest.importorskip("gradio")
+from neuralizer.app import ui  # noqa: E402  (needs gradio)
+from neuralizer.app.ui import handle_run  # noqa: E402
+
+from .conftest import tiny_model  # noqa: E402
+
+
+@pytest.fixture
+def app_model() -> AppModel:
+    return AppModel(tiny_model(), "tiny test model", True)
+
+
+def _disc(size: int = 40, radius: float = 12.0, shift: float = 0.0) -> np.ndarray:
+    y, x = np.mgrid[:size, :size]
+    return (((y - size / 2 - shift) ** 2 + (x - size / 2) ** 2) < radius**2).astype(np.float32)
+
+
+@pytest.fixture
+def files_2d(tmp_path: Path) -> dict[str, str]:
+    """A 2D target and two context pairs as NPY files, and some bad files."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, shift in (("target", 0.0), ("a", 2.0), ("b", -2.0)):
+        mask = _disc(shift=shift)
+        image = 0.2 + 0.6 * mask + 0.05 * rng.standard_normal(mask.shape)
+        np.save(tmp_path / f"{name}_img.npy", image.astype(np.float32))
+        np.save(tmp_path / f"{name}_mask.npy", mask)
+        out[name] = str(tmp_path / f"{name}_img.npy")
+        out[f"{name}_mask"] = str(tmp_path / f"{name}_mask.npy")
+    (tmp_path / "upload" / "x1").mkdir(parents=True)
+    (tmp_path / "upload" / "x1" / "scan.nii.gz").write_bytes(b"this is not a scan")
+    out["corrupt"] = str(tmp_path / "upload" / "x1" / "scan.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.float32) * _disc(8, 3)[:, :, None],
+                             np.eye(4)), tmp_path / "volume.nii.gz")  # fmt: skip
+    out["volume"] = str(tmp_path / "volume.nii.gz")
+    return out
+
+
+def _error(app_model, tmp_path, target, c_in, c_out, **settings) -> str:
+    run = {"ensemble": 1, "align": "auto", "seed": 0} | settings
+    with pytest.raises(gr.Error) as caught:
+        handle_run(app_model, tmp_path, target, c_in, c_out, run["ensemble"], run["align"],
+                   run["seed"])  # fmt: skip
+    return caught.value.message
+
+
+def test_bad_uploads_give_the_projects_message_with_the_file_name_only(app_model, files_2d,
+                                                                       tmp_path):  # fmt: skip
+    f = files_2d
+    message = _error(app_model, tmp_path, f["corrupt"], [f["a"]], [f["a_mask"]])
+    assert message.startswith("scan.nii.gz is not a readable NIfTI file")
+    assert str(tmp_path) not in message and "Traceback" not in message
+    assert "no target" in _error(app_model, tmp_path, None, [f["a"]], [f["a_mask"]])
+    assert "context is empty" in _error(app_model, tmp_path, f["target"], [], [])
+    message = _error(app_model, tmp_path, f["target"], [f["a"], f["b"]], [f["a_mask"]])
+    assert message == "2 context inputs but 1 context outputs: give one output per input"
+    message = _error(app_model, tmp_path, f["volume"], [f["a"]], [f["a_mask"]])
+    assert "volume.nii.gz is a volume but the context is 2D" in message
+    assert "ensemble size" in _error(app_model, tmp_path, f["target"], [f["a"]], [f["a_mask"]],
+                                     ensemble=0)  # fmt: skip
+    assert list(tmp_path.glob("run-*/*")) == []  # nothing written for a refused run
+
+
+def test_an_unexpected_failure_is_one_line_in_the_page(app_model, files_2d, tmp_path,
+                                                       monkeypatch):  # fmt: skip
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug\nover several lines")
+
+    monkeypatch.setattr(ui, "run_prediction", bug)
+    message = _error(app_model, tmp_path, files_2d["target"], [files_2d["a"]],
+                     [files_2d["a_mask"]])  # fmt: skip
+    assert message.startswith("unexpected error (") and "\n" not in message
+
+
+def test_2d_run_pairs_files_by_name_and_offers_the_result_as_npy(app_model, files_2d, tmp_path):
+    f = files_2d
+    # Uploaded in another order than their names: pairs are matched in file-name order.
+    outputs = handle_run(app_model, tmp_path, f["target"], [f["b"], f["a"]],
+                         [f["b_mask"], f["a_mask"]], 2, "auto", 0)  # fmt: skip
+    view, status, _, target, prediction, uncertainty, gallery, downloads = outputs
+    assert status.startswith("**Done** (segmentation)")
+    assert [Path(p).name for p in downloads] == ["target_img_prediction.npy",
+                                                 "target_img_uncertainty.npy"]  # fmt: skip
+    expected = neuralizer.predict(
+        np.load(f["target"]), [np.load(f["a"]), np.load(f["b"])],
+        [np.load(f["a_mask"]), np.load(f["b_mask"])], model=tiny_model(), ensemble=2, seed=0,
+    )  # fmt: skip
+    assert np.array_equal(np.load(downloads[0]), expected.prediction)
+    assert view.n_slices == 1 and target.shape == prediction.shape == (280, 280, 3)
+    assert uncertainty.value is not None and len(gallery) == 2
+
+
+def test_output_names_follow_the_target():
+    assert output_name("/up/a1/sub-01_T1w.nii.gz", "prediction") == "sub-01_T1w_prediction.nii.gz"
+    assert output_name("scan.nii", "uncertainty") == "scan_uncertainty.nii.gz"
+    assert output_name("slice.png", "prediction") == "slice_prediction.npy"
+
+
+def test_without_a_shipped_model_the_page_says_the_network_is_untrained(monkeypatch, tmp_path):
+    import neuralizer.model.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "DEFAULT_WEIGHTS", tmp_path / "none.safetensors")
+    chosen = choose_model(None)
+    assert not chosen.trained and "untrained" in chosen.description
+    assert chosen.net.config.channels == 32
+
+
+def test_a_2d_image_is_shown_as_it_is_and_masks_are_drawn_over_it():
+    image = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert np.array_equal(shown(image, None).slice_at(0.0), image)
+    mask = np.zeros((3, 4))
+    mask[1, 2] = 1
+    background = np.zeros((3, 4, 3))
+    drawn = overlay_mask(background, mask, "segmentation")
+    assert drawn[1, 2, 0] > 0.5 and drawn[1, 2, 2] < drawn[1, 2, 0]
+    assert not drawn[mask == 0].any()
+
+
+def test_slices_of_a_volume_follow_world_coordinates():
+    data = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    flipped = nib.Nifti1Image(data[:, ::-1], affine @ np.array(
+        [[1, 0, 0, 0], [0, -1, 0, 4], [0, 0, 1, 0], [0, 0, 0, 1]]))  # fmt: skip
+    a, b = shown(data, nib.Nifti1Image(data, affine)), shown(data[:, ::-1], flipped)
+    assert np.array_equal(a.slice_at(2.0), b.slice_at(2.0))
+    assert np.array_equal(a.slice_at(2.0), data[:, 1, :].T[::-1])
+    view = View("image", a, a, None, [(b, b)])
+    pictures = render(view, 3)
+    assert pictures["uncertainty"] is None and len(pictures["context"]) == 1

@@ -4,5 +4,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 cd "$root"
-"$root/.venv/bin/ruff" check src tests benchmarks
+"$root/.venv/bin/ruff" check src tests benchmarks scripts
+"$root/.venv/bin/ruff" format --check src tests benchmarks scripts
 exec "$root/.venv/bin/python" -m pytest -q "$@"

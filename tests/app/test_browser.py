@@ -48,8 +48,18 @@ def test_a_builtin_example_runs_end_to_end_and_downloads_what_predict_writes(
 
     url, driver, _, _ = app
     links = browser.run_example(driver, url)  # the default example: white matter
-    picture = driver.find_element(By.CSS_SELECTOR, "#prediction-image img")
-    assert picture.get_attribute("src") and picture.get_attribute("naturalWidth") != "0"
+    # The image element appears with its address before the browser has decoded it: wait (a
+    # loaded machine takes seconds), then check it really shows a picture.
+    picture = browser.wait_for(
+        lambda: [
+            img
+            for img in driver.find_elements(By.CSS_SELECTOR, "#prediction-image img")
+            if img.get_attribute("src") and img.get_attribute("naturalWidth") not in (None, "0")
+        ],
+        60,
+        "the result image to load",
+    )[0]
+    assert int(picture.get_attribute("naturalWidth")) > 0
     assert "tiny.safetensors" in driver.find_element(By.ID, "model-info").text
     assert len(driver.find_elements(By.CSS_SELECTOR, "#context-gallery img")) >= 3
     requested = driver.execute_script(

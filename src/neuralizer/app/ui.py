@@ -227,6 +227,11 @@ def build_app(app_model: AppModel, folder: Path):
     return page
 
 
+#: Largest upload Gradio accepts: a 1 mm whole-head float32 volume is about 30 MB, a 0.5 mm one
+#: about 240 MB; larger files are refused with a message before they fill the disk.
+MAX_UPLOAD = "1gb"
+
+
 def serve(host: str = "127.0.0.1", port: int = 7860, model: str | Path | None = None) -> None:
     """Start the web app on ``host:port`` and serve until Ctrl-C or SIGTERM.
 
@@ -249,6 +254,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, model: str | Path | None = 
         page.launch(
             server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
             ssr_mode=False, pwa=False, mcp_server=False, footer_links=[], show_error=False,
+            max_file_size=MAX_UPLOAD,
         )  # fmt: skip
     except OSError:  # Gradio's message names its own settings, not our options
         raise ValueError(

@@ -90,7 +90,7 @@ def test_2d_run_pairs_files_by_name_and_offers_the_result_as_npy(app_model, file
     outputs = handle_run(app_model, tmp_path, f["target"], [f["b"], f["a"]],
                          [f["b_mask"], f["a_mask"]], 2, "auto", 0)  # fmt: skip
     view, status, _, target, prediction, uncertainty, gallery, downloads = outputs
-    assert status.startswith("**Done** (segmentation)")
+    assert status.startswith("**Done**: the result is a mask.")
     assert [Path(p).name for p in downloads] == ["target_img_prediction.npy",
                                                  "target_img_uncertainty.npy"]  # fmt: skip
     expected = neuralizer.predict(

@@ -75,7 +75,9 @@ def handle_run(app_model: AppModel, folder: Path, target, context_in, context_ou
     view = view_of(prediction)
     index = view.centre_slice()
     steps = "; ".join(prediction.result.steps)
-    status = f"**Done** ({prediction.result.task}). {steps}."
+    kind = {"segmentation": "a mask", "labels": "a label map", "image": "an image"}
+    output = kind.get(prediction.result.task, prediction.result.task)
+    status = f"**Done**: the result is {output}. {steps}."
     return (view, status, _slider(view, index), *_pictures(view, index),
             [str(p) for p in prediction.downloads])  # fmt: skip
 

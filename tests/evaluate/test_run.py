@@ -27,14 +27,16 @@ def smoke(tmp_path_factory):
         models={"tiny": str(make_tiny_model(tmp / "tiny.safetensors"))},
         unet=dataclasses.replace(config.unet, run_dir=str(tmp / "unet")),
     )
-    start = time.monotonic()
+    # CPU seconds of this process (every thread), not wall time: other work on the machine
+    # (a training run) must not fail the test, and "a minute on 2 cores" is 120 CPU seconds.
+    start = time.process_time()
     computed = run(config)
-    return config, computed, time.monotonic() - start
+    return config, computed, time.process_time() - start
 
 
-def test_smoke_run_makes_every_row_once_in_under_a_minute(smoke):
-    config, computed, seconds = smoke
-    assert seconds < 60
+def test_smoke_run_makes_every_row_once_in_under_a_minute_on_two_cores(smoke):
+    config, computed, cpu_seconds = smoke
+    assert cpu_seconds < 120
     methods = {"tiny", "tiny-ens2", "mean", "atlas", "unet"}
     n_sizes = len(config.context_sizes)  # the U-Net sizes are as many here
     expected = len(config.tasks) * len(methods) * n_sizes * config.n_targets

@@ -3,6 +3,10 @@
 A cache entry is a directory of ``.npy`` files (memory-mappable, read with
 ``allow_pickle=False``) plus ``meta.json``; it is written to a temporary directory and renamed into
 place, so a reader never sees half an entry. Nothing is ever pickled.
+
+Every read refreshes the time stamp of the entry's ``meta.json``, so that ``neuralizer data
+cache --prune-unused DAYS`` can delete what no configuration has used for a while (a new data
+engine version, or another voxel size, makes new keys and leaves the old entries behind).
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +79,10 @@ def read_entry(path: Path, *, mmap: bool = True) -> tuple[dict[str, np.ndarray],
     if not meta_path.exists():
         return None
     meta = json.loads(meta_path.read_text())
+    try:
+        os.utime(meta_path)  # "last used", for pruning; a read-only cache is fine
+    except OSError:
+        pass
     arrays = {
         f.stem: np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
         for f in sorted(path.glob("*.npy"))
@@ -85,3 +96,81 @@ def read_checked(path: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | N
     if entry is None or entry[1].get("key") != key:
         return None
     return entry
+
+
+# Top-level entries are "<kind>-<16 hex digits>" (anatomy, subjects, templates, ...); what an
+# interrupted writer or remover leaves starts with a dot: ".<name>.<random>" or
+# ".trash-<name>.<random>".
+_NAME = re.compile(r"^(\.(?:trash-)?)?([a-z][a-z0-9_]*)-[0-9a-f]{16}(\..+)?$")
+_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One top-level cache folder: its kind, size in bytes and last use (POSIX time)."""
+
+    path: Path
+    kind: str
+    size: int
+    last_used: float
+    leftover: bool = False  # half-written or half-deleted by an interrupted process
+
+
+def cache_entries(cache_dir: Path | None = None) -> list[CacheEntry]:
+    """The entries in ``cache_dir`` (default: :func:`default_cache_dir`), least recently used
+    first. Only folders named like the cache's own are listed; nothing else is ever touched."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not root.is_dir():
+        return []
+    entries = []
+    for path in root.iterdir():
+        match = _NAME.match(path.name)
+        if match is None or path.is_symlink() or not path.is_dir():
+            continue
+        leftover = match.group(1) is not None
+        if leftover != (match.group(3) is not None):
+            continue  # not a name this module makes
+        size, last_used = 0, path.lstat().st_mtime if leftover else 0.0
+        for folder, _, files in os.walk(path):
+            for name in files:
+                stat = os.lstat(os.path.join(folder, name))
+                size += stat.st_size
+                if name == "meta.json" or leftover:
+                    last_used = max(last_used, stat.st_mtime)
+        if last_used == 0.0:  # no complete entry inside: as old as the folder
+            last_used = path.lstat().st_mtime
+        entries.append(CacheEntry(path, match.group(2), size, last_used, leftover))
+    return sorted(entries, key=lambda entry: (entry.last_used, entry.path.name))
+
+
+def remove_entry(entry: CacheEntry) -> None:
+    """Delete a cache folder: renamed away first (readers see it gone at once), then removed;
+    if interrupted, what is left is itself a leftover that :func:`prune` removes later."""
+    base = re.sub(r"^\.(trash-)?|\..*$", "", entry.path.name)  # "<kind>-<key>"
+    trash = Path(tempfile.mkdtemp(prefix=f".trash-{base}.", dir=entry.path.parent))
+    try:
+        os.replace(entry.path, trash / "old")
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def prune(
+    cache_dir: Path | None = None, *, unused_days: float | None = None, dry_run: bool = False
+) -> list[CacheEntry]:
+    """Remove the entries not used for ``unused_days`` days (``None``: every entry); leftovers
+    of interrupted writers go once they are a day old (a writer may still be at work). Returns
+    what was removed (with ``dry_run``: what would be)."""
+    if unused_days is not None and not (0 <= unused_days < float("inf")):
+        raise ValueError(f"days must be a number >= 0, not {unused_days}")
+    now = time.time()
+    removed = []
+    for entry in cache_entries(cache_dir):
+        idle_days = (now - entry.last_used) / _DAY
+        limit = 0.0 if unused_days is None else unused_days
+        if entry.leftover:
+            limit = max(limit, 1.0)
+        if idle_days >= limit:
+            if not dry_run:
+                remove_entry(entry)
+            removed.append(entry)
+    return removed

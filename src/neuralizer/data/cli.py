@@ -38,9 +38,58 @@ def _build_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1000 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1000
+    raise AssertionError  # unreachable
+
+
+def _count(entries: list) -> str:
+    return f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+
+
+def _cache(args: argparse.Namespace) -> int:
+    import time
+
+    from neuralizer.data.cache import cache_entries, default_cache_dir, prune
+
+    root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if args.clear or args.prune_unused is not None:
+        removed = prune(root, unused_days=None if args.clear else args.prune_unused,
+                        dry_run=args.dry_run)  # fmt: skip
+        verb = "would remove" if args.dry_run else "removed"
+        for entry in removed:
+            print(f"{verb} {entry.path.name} ({_size(entry.size)})")
+        print(f"{verb} {_count(removed)}, {_size(sum(e.size for e in removed))}")
+        return 0
+    entries = cache_entries(root)
+    now = time.time()
+    print(f"{root}:")
+    for entry in entries:
+        days = (now - entry.last_used) / 86400
+        note = "  (left by an interrupted process)" if entry.leftover else ""
+        print(
+            f"  {entry.path.name:30s} {_size(entry.size):>9s}  last used {days:5.1f} days ago{note}"
+        )
+    print(f"{_count(entries)}, {_size(sum(e.size for e in entries))}")
+    return 0
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
+    return value
+
+
 def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """Add ``data import``, ``data gallery`` and ``data build-cache`` to the ``neuralizer`` CLI;
-    return the ``data`` group's sub-parsers, so that other packages can add to it."""
+    """Add ``data import``, ``data gallery``, ``data build-cache`` and ``data cache`` to the
+    ``neuralizer`` CLI; return the ``data`` group's sub-parsers, for other packages to extend."""
     data = subparsers.add_parser("data", help="data sources, synthesis and import of your scans")
     commands = data.add_subparsers(dest="data_command", required=True)
 
@@ -67,4 +116,21 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse._SubPa
     cache.add_argument("--n-subjects", type=int, default=64)
     cache.add_argument("--voxel-size-mm", type=float, default=2.0)
     cache.set_defaults(func=_build_cache)
+
+    manage = commands.add_parser(
+        "cache", help="list the data cache's entries with their size and last use; prune them"
+    )
+    manage.add_argument("--cache-dir", help="default: $NEURALIZER_CACHE or ~/.cache/neuralizer")
+    what = manage.add_mutually_exclusive_group()
+    what.add_argument(
+        "--prune-unused",
+        type=_days,
+        metavar="DAYS",
+        help="remove entries no run has read for DAYS days (they are rebuilt when needed)",
+    )
+    what.add_argument(
+        "--clear", action="store_true", help="remove every entry (while nothing is running)"
+    )
+    manage.add_argument("--dry-run", action="store_true", help="only say what would go")
+    manage.set_defaults(func=_cache)
     return commands

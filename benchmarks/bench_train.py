@@ -6,7 +6,13 @@ L ~ U{1..8}), median over ``--runs`` steps each after a warm-up. Episodes per se
 config's L distribution = B / mean over L of the median step time. Data generation is measured by
 ``bench_data.py``.
 
+``--micro-members M [M ...]`` also times each step as gradient accumulation over micro-batches
+of at most M context members (``TrainConfig.micro_batch_members``; 0 = the whole batch at once),
+the same training step as ``neuralizer.train`` runs, in one run for a fair ratio.
+
     python benchmarks/bench_train.py --output benchmarks/results/bench_train.json
+    python benchmarks/bench_train.py --runs 2 --micro-members 0 24 16 \
+        --output benchmarks/results/bench_micro.json
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ from pathlib import Path
 import torch
 
 from neuralizer.model import ModelConfig, Neuralizer
-from neuralizer.tasks.losses import batch_loss
+from neuralizer.tasks.episode import Batch
+from neuralizer.train import TrainConfig
+from neuralizer.train.loop import train_step
 
 
-def step_times(n_context: int, args: argparse.Namespace, model, optimizer) -> list[float]:
+def step_times(
+    n_context: int, args: argparse.Namespace, model, optimizer, members: int = 0
+) -> list[float]:
     g = torch.Generator().manual_seed(n_context)
     size, batch = args.size, args.batch_size
     target_in = torch.rand(batch, 3, size, size, generator=g)
@@ -31,13 +41,12 @@ def step_times(n_context: int, args: argparse.Namespace, model, optimizer) -> li
     context_out = (torch.rand(batch, n_context, 1, size, size, generator=g) > 0.5).float()
     target_out = (torch.rand(batch, 1, size, size, generator=g) > 0.5).float()
     segmentation_like = torch.arange(batch) % 2 == 0
+    episodes = Batch(target_in, target_out, context_in, context_out, (), segmentation_like, ())
+    cfg = TrainConfig(batch_size=batch, micro_batch_size=batch, micro_batch_members=members)
     times = []
     for _ in range(args.runs + 1):
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        raw = model(target_in, context_in, context_out)
-        batch_loss(raw, target_out, segmentation_like).backward()
-        optimizer.step()
+        train_step(model, optimizer, episodes, cfg, torch.device("cpu"))
         times.append(time.perf_counter() - start)
     return times[1:]  # the first step warms up the convolution primitives
 
@@ -50,23 +59,30 @@ def main() -> None:
     parser.add_argument("--max-context", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--micro-members", type=int, nargs="+", default=[0])
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = Neuralizer(ModelConfig(channels=args.channels)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    medians = {}
+    medians: dict[int, dict[int, float]] = {m: {} for m in args.micro_members}
     for n_context in range(1, args.max_context + 1):
-        medians[n_context] = statistics.median(step_times(n_context, args, model, optimizer))
-        print(f"L={n_context}: {medians[n_context]:.2f} s per step", flush=True)
-    mean_step = statistics.fmean(medians.values())
-    rate = args.batch_size / mean_step
-    print(f"mean step over L=1..{args.max_context}: {mean_step:.2f} s -> {rate:.2f} episodes/s")
+        for members in args.micro_members:  # interleaved, so that drifts hit every form alike
+            times = step_times(n_context, args, model, optimizer, members)
+            medians[members][n_context] = statistics.median(times)
+            print(f"L={n_context} micro_batch_members={members}: "
+                  f"{medians[members][n_context]:.2f} s per step", flush=True)  # fmt: skip
+    rates = {}
+    for members, by_l in medians.items():
+        mean_step = statistics.fmean(by_l.values())
+        rates[members] = args.batch_size / mean_step
+        print(f"micro_batch_members={members}: mean step over L=1..{args.max_context}: "
+              f"{mean_step:.2f} s -> {rates[members]:.2f} episodes/s")  # fmt: skip
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         result = {"args": vars(args) | {"output": str(args.output)}, "median_step_s": medians,
-                  "episodes_per_s": rate}  # fmt: skip
+                  "episodes_per_s": rates}  # fmt: skip
         args.output.write_text(json.dumps(result, indent=1))
 
 

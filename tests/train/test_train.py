@@ -11,7 +11,9 @@ import torch
 
 import neuralizer
 from neuralizer.cli import main
+from neuralizer.tasks.episode import Batch
 from neuralizer.train import TrainConfig, train
+from neuralizer.train.loop import micro_batch, train_step
 from neuralizer.train.plot import read_log
 
 TINY = {
@@ -76,6 +78,40 @@ def test_resume_refuses_another_config(tmp_path):
     changed = TrainConfig.from_file(_config(tmp_path, "run", max_steps=3, lr=1e-3))
     with pytest.raises(ValueError, match="different config"):
         train(changed, resume=True)
+
+
+def test_resume_accepts_new_micro_batching(tmp_path):
+    train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=3)))
+    faster = _config(tmp_path, "run", max_steps=5, micro_batch_size=4, micro_batch_members=4)
+    assert train(TrainConfig.from_file(faster), resume=True).step == 5
+
+
+def test_micro_batches_bounded_by_context_members_give_the_same_gradient():
+    torch.manual_seed(0)
+    model = neuralizer.Neuralizer(neuralizer.ModelConfig(channels=8, stages=3))
+    b, n, size = 6, 4, 32
+    batch = Batch(
+        target_in=torch.rand(b, 3, size, size),
+        target_out=(torch.rand(b, 1, size, size) > 0.5).float(),
+        context_in=torch.rand(b, n, 3, size, size),
+        context_out=torch.rand(b, n, 1, size, size),
+        tasks=("x",) * b,
+        segmentation_like=torch.arange(b) % 2 == 0,
+        records=(),
+    )
+    gradients, losses = {}, {}
+    for members in (0, 9, 4, 1):  # micro-batches of 6; 2 (2, 2, 2); 1 (x6); 1
+        config = TrainConfig(batch_size=b, micro_batch_size=b, micro_batch_members=members)
+        assert micro_batch(config, n) == {0: 6, 9: 2, 4: 1, 1: 1}[members]
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keeps the parameters
+        losses[members] = train_step(model, optimizer, batch, config, torch.device("cpu"))
+        gradients[members] = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    for members in (9, 4, 1):
+        assert losses[members] == pytest.approx(losses[0], rel=1e-5)
+        for whole, parts in zip(gradients[0], gradients[members], strict=True):
+            torch.testing.assert_close(parts, whole, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="micro_batch_members"):
+        TrainConfig(micro_batch_members=-1)
 
 
 def test_validation_best_checkpoint_and_plot(tmp_path):

@@ -40,6 +40,8 @@ class TrainConfig:
     # episodes
     batch_size: int = 8
     micro_batch_size: int = 8
+    # At most this many context members (episodes x L) per micro-batch, for speed (0: no limit).
+    micro_batch_members: int = 0
     min_context: int = 1
     max_context: int = 32
     task_weights: dict[str, float] | None = None
@@ -64,7 +66,7 @@ class TrainConfig:
         positive = ("channels", "stages", "batch_size", "micro_batch_size", "min_context")
         positive += ("max_steps", "steps_per_epoch", "val_batches", "checkpoint_every")
         positive += ("phantom_size", "n_train_subjects", "n_val_subjects")
-        for name in ("seed", "num_workers", "threads"):
+        for name in ("seed", "num_workers", "threads", "micro_batch_members"):
             if getattr(self, name) < 0:
                 raise ValueError(
                     f"TrainConfig.{name} must be at least 0, got {getattr(self, name)}"

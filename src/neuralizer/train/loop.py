@@ -81,15 +81,31 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+#: TrainConfig fields that ``--resume`` accepts with new values.
+RESUME_MAY_CHANGE = ("max_steps", "micro_batch_size", "micro_batch_members")
+
+
+def micro_batch(cfg: TrainConfig, n_context: int) -> int:
+    """Episodes per micro-batch at context size ``n_context``: ``micro_batch_size``, lowered so
+    that a micro-batch holds at most ``micro_batch_members`` context members (never below 1).
+
+    The gradient is the same (the loss is a mean over episodes, each micro-batch weighted by its
+    share), up to float rounding; on a CPU, smaller micro-batches keep each layer's activations
+    in the cache (``benchmarks/bench_train.py --micro-members``)."""
+    if cfg.micro_batch_members <= 0:
+        return cfg.micro_batch_size
+    return max(1, min(cfg.micro_batch_size, cfg.micro_batch_members // n_context))
+
+
 def train_step(model, optimizer, batch: Batch, cfg: TrainConfig, device: torch.device) -> float:
     """One optimiser step over ``batch`` in micro-batches (gradient accumulation); returns loss."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
     total, size = 0.0, batch.target_in.shape[0]
-    starts = range(0, size, cfg.micro_batch_size)
-    for start in starts:
-        part = slice(start, start + cfg.micro_batch_size)
-        last = start + cfg.micro_batch_size >= size
+    micro = micro_batch(cfg, batch.context_in.shape[1])
+    for start in range(0, size, micro):
+        part = slice(start, start + micro)
+        last = start + micro >= size
         sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last else None
         with sync or contextlib.nullcontext(), _autocast(device):
             # The memory check ran once, up front (train); repeating it per step could stop a
@@ -203,8 +219,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     progress = Progress()
     if resume and files.state.is_file():
         progress, saved = load_state(files.state, model, optimizer)
-        # Only max_steps may change on resume (to extend a run); anything else is another run.
-        saved = dataclasses.replace(TrainConfig.from_dict(saved), max_steps=cfg.max_steps)
+        # Only max_steps (to extend a run) and the micro-batching (the same gradient up to float
+        # rounding, so speed only) may change on resume; anything else is another run.
+        saved = dataclasses.replace(
+            TrainConfig.from_dict(saved), **{k: getattr(cfg, k) for k in RESUME_MAY_CHANGE}
+        )
         if saved != cfg:
             raise ValueError(f"{files.state} was written by a different config; use a new run_dir")
         if ctx.is_main:
@@ -271,10 +290,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
 def _check_step_memory(cfg: TrainConfig, example: Batch, max_memory: float | None) -> None:
     height, width = example.target_in.shape[-2:]
     estimate = estimate_forward_bytes(
-        cfg.channels, 3, 1, cfg.micro_batch_size, cfg.max_context, height, width, path="grad"
+        cfg.channels, 3, 1, micro_batch(cfg, cfg.max_context), cfg.max_context, height, width,
+        path="grad",
     )
     what = (
-        f"a training step (micro_batch_size={cfg.micro_batch_size}, max_context="
+        f"a training step (micro_batch_size={micro_batch(cfg, cfg.max_context)}, max_context="
         f"{cfg.max_context}, {height}×{width}, channels={cfg.channels})"
     )
     check_memory(estimate, max_memory, what)

@@ -289,12 +289,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
 
 def _check_step_memory(cfg: TrainConfig, example: Batch, max_memory: float | None) -> None:
     height, width = example.target_in.shape[-2:]
+    micro = micro_batch(cfg, cfg.max_context)
     estimate = estimate_forward_bytes(
-        cfg.channels, 3, 1, micro_batch(cfg, cfg.max_context), cfg.max_context, height, width,
-        path="grad",
+        cfg.channels, 3, 1, micro, cfg.max_context, height, width, path="grad"
     )
     what = (
-        f"a training step (micro_batch_size={micro_batch(cfg, cfg.max_context)}, max_context="
+        f"a training step (micro-batch of {micro} episodes, max_context="
         f"{cfg.max_context}, {height}×{width}, channels={cfg.channels})"
     )
     check_memory(estimate, max_memory, what)

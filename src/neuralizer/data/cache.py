@@ -58,12 +58,7 @@ def write_entry(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping) -> 
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, default=_jsonable))
         if path.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".trash-{path.name}.", dir=path.parent))
-            try:
-                os.replace(path, trash / "old")
-            except FileNotFoundError:
-                pass
-            shutil.rmtree(trash, ignore_errors=True)
+            _discard(path, path.name)
         try:
             os.replace(tmp, path)
         except OSError:  # another writer won the race
@@ -71,6 +66,18 @@ def write_entry(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping) -> 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _discard(path: Path, name: str) -> None:
+    """Rename ``path`` to ``.trash-<name>.<random>/old`` beside it (readers see it gone at
+    once), then delete that; a path another process has just removed is fine."""
+    trash = Path(tempfile.mkdtemp(prefix=f".trash-{name}.", dir=path.parent))
+    try:
+        os.replace(path, trash / "old")
+    except FileNotFoundError:
+        pass
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def read_entry(path: Path, *, mmap: bool = True) -> tuple[dict[str, np.ndarray], dict] | None:
@@ -130,15 +137,15 @@ def cache_entries(cache_dir: Path | None = None) -> list[CacheEntry]:
         leftover = match.group(1) is not None
         if leftover != (match.group(3) is not None):
             continue  # not a name this module makes
-        size, last_used = 0, path.lstat().st_mtime if leftover else 0.0
+        size, last_used = 0, 0.0
         for folder, _, files in os.walk(path):
             for name in files:
                 stat = os.lstat(os.path.join(folder, name))
                 size += stat.st_size
                 if name == "meta.json" or leftover:
                     last_used = max(last_used, stat.st_mtime)
-        if last_used == 0.0:  # no complete entry inside: as old as the folder
-            last_used = path.lstat().st_mtime
+        if leftover or not last_used:  # a leftover, or no complete entry inside: the folder too
+            last_used = max(last_used, path.lstat().st_mtime)
         entries.append(CacheEntry(path, match.group(2), size, last_used, leftover))
     return sorted(entries, key=lambda entry: (entry.last_used, entry.path.name))
 
@@ -146,12 +153,7 @@ def cache_entries(cache_dir: Path | None = None) -> list[CacheEntry]:
 def remove_entry(entry: CacheEntry) -> None:
     """Delete a cache folder: renamed away first (readers see it gone at once), then removed;
     if interrupted, what is left is itself a leftover that :func:`prune` removes later."""
-    base = re.sub(r"^\.(trash-)?|\..*$", "", entry.path.name)  # "<kind>-<key>"
-    trash = Path(tempfile.mkdtemp(prefix=f".trash-{base}.", dir=entry.path.parent))
-    try:
-        os.replace(entry.path, trash / "old")
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)
+    _discard(entry.path, re.sub(r"^\.(trash-)?|\..*$", "", entry.path.name))  # "<kind>-<key>"
 
 
 def prune(

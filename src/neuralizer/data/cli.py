@@ -77,16 +77,6 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
-    return value
-
-
 def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Add ``data import``, ``data gallery``, ``data build-cache`` and ``data cache`` to the
     ``neuralizer`` CLI; return the ``data`` group's sub-parsers, for other packages to extend."""
@@ -124,7 +114,7 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse._SubPa
     what = manage.add_mutually_exclusive_group()
     what.add_argument(
         "--prune-unused",
-        type=_days,
+        type=float,
         metavar="DAYS",
         help="remove entries no run has read for DAYS days (they are rebuilt when needed)",
     )

@@ -49,7 +49,7 @@ def files_2d(tmp_path: Path) -> dict[str, str]:
 
 
 def _error(app_model, tmp_path, target, c_in, c_out, **settings) -> str:
-    run = {"ensemble": 1, "align": "auto", "seed": 0} | settings
+    run = {"ensemble": 1, "align": "affine", "seed": 0} | settings
     with pytest.raises(gr.Error) as caught:
         handle_run(app_model, tmp_path, target, c_in, c_out, run["ensemble"], run["align"],
                    run["seed"])  # fmt: skip

@@ -6,7 +6,6 @@ import numpy as np
 
 import neuralizer
 from neuralizer.infer.checks import choose_alignment
-from neuralizer.infer.io import Loaded
 
 from .conftest import ContextMeanModel, oracle, phantom_volume, ras_affine
 from .test_volume import reorient
@@ -33,10 +32,20 @@ def test_affine_alignment_recovers_a_far_reoriented_context():
     assert _dice(predicted, labels == 7) > 0.8
 
 
-def test_auto_alignment_only_when_grids_differ():
-    data = np.ones((1, 4, 4, 4), np.float32)
-    a = Loaded("a", data, nib.Nifti1Image(data[0], np.eye(4)))
-    b = Loaded("b", data, nib.Nifti1Image(data[0], ras_affine()))
-    assert choose_alignment("auto", a, [a]) == "none"
-    assert choose_alignment("auto", a, [b]) == "affine"
-    assert choose_alignment("none", a, [b]) == "none"
+def test_affine_is_the_default_even_on_a_shared_grid():
+    """Another scan written on the target's own grid is still registered: a shared grid says
+    nothing about head position (here the context is the target moved by 10 mm)."""
+    image, labels = phantom_volume(SHAPE, seed=0)
+    target = nib.Nifti1Image(image, ras_affine())
+    moved = [np.roll(a, 5, axis=0) for a in (image, (labels == 7).astype(np.uint8))]
+    c_in, c_out = (nib.Nifti1Image(a, ras_affine()) for a in moved)
+    model = oracle(ContextMeanModel)
+    model.provenance = {"voxel_size_mm": 2.0, "image_size": [64, 64]}
+    scores = {}
+    for align in ("affine", "none"):
+        kwargs = {} if align == "affine" else {"align": "none"}
+        result = neuralizer.predict_volume(target, [c_in], [c_out], model=model, **kwargs)
+        assert f"alignment: {align}" in result.steps
+        scores[align] = _dice(np.asarray(result.prediction.dataobj) > 0, labels == 7)
+    assert scores["affine"] > 0.8 > scores["none"], scores
+    assert choose_alignment("none") == "none"

@@ -103,7 +103,7 @@ def test_empty_context_mask_is_valid(tmp_path, volume_files, tiny_checkpoint):
     f = {k: str(v) for k, v in volume_files.items()}
     argv = ["predict", "-i", f["img0"], "-o", str(out), "--model", str(tiny_checkpoint),
             "--context-in", f["img1"], f["img2"], "--context-out", empty, f["mask2"],
-            "--batch-size", "64"]  # fmt: skip
+            "--batch-size", "64", "--align", "none"]  # fmt: skip
     assert main(argv) == 0
     assert nib.load(out).get_data_dtype() == np.uint8
 
@@ -118,7 +118,7 @@ def test_folder_with_a_corrupt_file_processes_the_rest(tmp_path, volume_files, t
     out = tmp_path / "results"
     argv = ["predict", "-i", str(folder), "-o", str(out), "--model", str(tiny_checkpoint),
             "--context-in", str(volume_files["img1"]), "--context-out",
-            str(volume_files["mask1"]), "--batch-size", "64"]  # fmt: skip
+            str(volume_files["mask1"]), "--batch-size", "64", "--align", "none"]  # fmt: skip
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert "predicted 2 of 3" in captured.out
@@ -164,7 +164,7 @@ def test_folder_mode_never_writes_through_a_symlink(tmp_path, volume_files, tiny
     argv = ["predict", "-i", str(scans), "-o", str(out), "--model", str(tiny_checkpoint),
             "--context-in", str(volume_files["img1"]), "--context-out",
             str(volume_files["mask1"]), "--ensemble", "2", "--uncertainty", str(out_sd),
-            "--batch-size", "64"]  # fmt: skip
+            "--batch-size", "64", "--align", "none"]  # fmt: skip
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert "a.nii.gz" in captured.err and "would leave the output folder" in captured.err

@@ -97,7 +97,9 @@ def test_header_hygiene():
     target.header["descrip"] = b"my scan"
     target = nib.Nifti1Image.from_bytes(target.to_bytes())
     c_in, c_mask, _ = _context()
-    result = neuralizer.predict_volume(target, c_in, c_mask, model=tiny_model(), batch_size=64)
+    result = neuralizer.predict_volume(
+        target, c_in, c_mask, model=tiny_model(), batch_size=64, align="none"
+    )
     assert result.uncertainty is None
     out = nib.Nifti1Image.from_bytes(result.prediction.to_bytes())
     assert int(out.header["qform_code"]) == 1 and int(out.header["sform_code"]) == 4
@@ -115,7 +117,9 @@ def test_image_output_in_the_context_outputs_scale():
     c_in, _, _ = _context(3)
     c_out = [nib.Nifti1Image(np.asarray(c.dataobj) * 1000 + 100 * (c.dataobj[...] > 0),
                              ras_affine()) for c in c_in]  # fmt: skip
-    result = neuralizer.predict_volume(target, c_in, c_out, model=oracle(IdentityModel))
+    result = neuralizer.predict_volume(
+        target, c_in, c_out, model=oracle(IdentityModel), align="none"
+    )
     out = np.asarray(result.prediction.dataobj)
     assert result.task == "image" and out.dtype == np.float32
     inside = image > 0.3
@@ -133,7 +137,7 @@ def test_labels_keep_their_values_and_type():
     image, _ = phantom_volume(seed=0)
     target = nib.Nifti1Image(image, ras_affine())
     result = neuralizer.predict_volume(
-        target, [target], [lab_img], model=oracle(ContextMeanModel), labels="all"
+        target, [target], [lab_img], model=oracle(ContextMeanModel), labels="all", align="none"
     )
     out = np.asarray(result.prediction.dataobj)
     assert result.task == "labels" and result.label_values == (3, 300)
@@ -146,7 +150,7 @@ def test_seed_reproducibility_and_ensembles():
     image, _ = phantom_volume(seed=0)
     target = nib.Nifti1Image(image, ras_affine())
     c_in, _, _ = _context(3)
-    kw = dict(model=tiny_model(), ensemble=3, task="image", batch_size=64)
+    kw = dict(model=tiny_model(), ensemble=3, task="image", batch_size=64, align="none")
     c_img = c_in[::-1]
     a = neuralizer.predict_volume(target, c_in, c_img, seed=5, **kw)
     b = neuralizer.predict_volume(target, c_in, c_img, seed=5, **kw)

@@ -34,8 +34,8 @@ OFFLINE_ENVIRONMENT = {
 }
 DEFAULT_EXAMPLE = "white-matter"
 ALIGN_HELP = (
-    "auto: examples on your scan's grid are used as they are, others are registered to it; "
-    "affine: always register; none: the examples already share your scan's world space"
+    "affine: register every example to your scan (a few seconds each); "
+    "none: the examples already share your scan's world space"
 )
 INTRO = """# Neuralizer: solve a neuroimaging task from a few examples
 
@@ -154,7 +154,7 @@ def _input_column() -> dict:
     c["ensemble"] = gr.Slider(1, 16, value=1, step=1, label="Ensemble size",
                               info="passes with resampled examples; 2 or more also give an "
                               "uncertainty map", elem_id="ensemble")  # fmt: skip
-    c["align"] = gr.Radio(["auto", "affine", "none"], value="auto", info=ALIGN_HELP,
+    c["align"] = gr.Radio(["affine", "none"], value="affine", info=ALIGN_HELP,
                           label="Alignment of the examples to the scan")  # fmt: skip
     c["seed"] = gr.Number(0, precision=0, label="Seed (same seed, same result)")
     return c

@@ -15,7 +15,7 @@ import numpy as np
 from neuralizer.infer.io import Loaded, check_affine, read_input, real_float32
 from neuralizer.infer.outputs import is_blank
 
-ALIGN_MODES = ("auto", "affine", "none")
+ALIGN_MODES = ("affine", "none")
 _MIN_OVERLAP = 0.2
 
 
@@ -126,16 +126,8 @@ def validate_volumes(
             )
 
 
-def _same_grid(a: Loaded, b: Loaded) -> bool:
-    return a.spatial_shape == b.spatial_shape and np.allclose(
-        a.image.affine, b.image.affine, atol=1e-3
-    )
-
-
-def choose_alignment(align: str, target: Loaded, context_in: list[Loaded]) -> str:
-    """ "none" or "affine" for ``align`` ("auto" decides from the grids); checks SimpleITK."""
-    if align == "auto":
-        align = "none" if all(_same_grid(c, target) for c in context_in) else "affine"
+def choose_alignment(align: str) -> str:
+    """``align`` back, once SimpleITK is known to be installed if it is "affine"."""
     if align == "affine":
         try:
             import SimpleITK  # noqa: F401

@@ -49,7 +49,7 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=int, default=1, help="K bootstrap passes (default 1)")
     p.add_argument("--task", default="auto", choices=("auto", "segmentation", "image"))
     p.add_argument("--labels", nargs="+", help="label values to segment from label maps, or 'all'")
-    p.add_argument("--align", default="auto", choices=("auto", "affine", "none"))
+    p.add_argument("--align", default="affine", choices=("affine", "none"))
     p.add_argument("--axis", default="coronal", choices=("coronal", "axial", "sagittal"))
     p.add_argument("--spacing", type=float, help="pixel size in mm of 2D images (default 1)")
     p.add_argument("--model", help="checkpoint (.safetensors); default: the shipped model")
@@ -108,8 +108,7 @@ def load_context(args: argparse.Namespace) -> Context:
         from neuralizer.infer.presets import preset_context
 
         c_in, c_out = preset_context(args.preset, args.n_context)
-        align = "affine" if args.align == "auto" else args.align
-        return Context(c_in, c_out, True, align)
+        return Context(c_in, c_out, True, args.align)
     c_in = [read_input(p) for p in expand(args.context_in)]
     c_out = [read_input(p) for p in expand(args.context_out)]
     from neuralizer.infer.checks import check_context
@@ -134,7 +133,7 @@ def precheck(args: argparse.Namespace, target: Loaded, context: Context) -> None
     c_in, c_out = context.context_in, context.context_out
     if context.volumetric:
         validate_volumes(target, c_in, c_out, context.align)
-        choose_alignment(context.align, target, c_in)
+        choose_alignment(context.align)
     else:
         channels_2d(target.data, [c.data for c in c_in], [c.data for c in c_out])
     plan_outputs(args.task, _labels(args.labels), [c.data for c in c_out])

@@ -97,7 +97,7 @@ def predict_volume(
     labels: Sequence[int] | str | None = None,
     ensemble: int = 1,
     axis: str = "coronal",
-    align: str = "auto",
+    align: str = "affine",
     seed: int = 0,
     device: str = "auto",
     batch_size: int = 8,
@@ -112,8 +112,8 @@ def predict_volume(
         context_in, context_out: L volumes each (paths or images); each pair on one grid.
         model, task, labels, ensemble, seed, device: as in :func:`neuralizer.predict`.
         axis: slice direction, "coronal" (the training default), "axial" or "sagittal".
-        align: "auto" (register pairs whose grid differs from the target's), "affine" (always),
-            "none" (trust that the context is already aligned in world coordinates).
+        align: "affine" (register each context input to the target; the default), or "none"
+            (trust that the context already lies in the target's world space).
         batch_size: target slices per forward pass. progress: show a progress bar.
         max_memory: bytes (or "8G", "inf") one forward pass may use, as in :func:`predict`.
 
@@ -129,7 +129,7 @@ def predict_volume(
     c_out = [as_loaded(c, f"context_out[{i}]") for i, c in enumerate(context_out)]
     validate_volumes(target_l, c_in, c_out, align)
     plan = plan_outputs(task, labels, [c.data for c in c_out])
-    mode = choose_alignment(align, target_l, c_in)
+    mode = choose_alignment(align)
     limit = parse_memory(max_memory)
     net = resolve_model(model, device)  # only after every check of the user's data
 

@@ -29,7 +29,8 @@ def _convert_released(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from neuralizer.demo import run_demo
 
-    run_demo(Path(args.output), seed=args.seed)
+    model = Path(args.model) if args.model else None
+    run_demo(Path(args.output), seed=args.seed, n_context=args.n_context, model=model)
     return 0
 
 
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the demo on embedded data")
     demo.add_argument("-o", "--output", default="demo-output", help="output folder")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--n-context", type=int, default=4, help="examples per task (1-16)")
+    demo.add_argument("--model", help="a checkpoint to use instead of the shipped model")
     demo.set_defaults(func=_demo)
 
     serve = commands.add_parser(

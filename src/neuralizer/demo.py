@@ -1,4 +1,12 @@
-"""The README demo: several tasks on embedded MNI152 slices, each solved from a few context pairs.
+"""The README demo: five tasks on an embedded test subject, each solved from a few examples.
+
+A virtual test subject of the data engine (anatomy and seed never trained on) is the scan; the
+examples are other test subjects, registered to it once (affine, SimpleITK) and then used for
+every task. Each task runs through :func:`neuralizer.predict_volume` exactly as a user's would,
+and the demo writes, per task, the input, the prediction and the truth as NIfTI on the scan's
+grid, plus a figure (``demo.png``) and a metrics table (``metrics.csv``) comparing the model with
+a simple baseline: the voxel-wise mean of the (registered) example outputs for segmentation, the
+unchanged input for image tasks.
 
 Until a trained model ships with the package, the network runs with untrained (random, seeded)
 weights and the demo says so plainly: its numbers then show the pipeline, not the method.
@@ -8,120 +16,204 @@ from __future__ import annotations
 
 import csv
 import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import torch
 
+from neuralizer.infer.presets import PRESETS
 from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load, write_atomically
 from neuralizer.model.network import ModelConfig, Neuralizer
 
-SIZE = 96  # coronal slices of the 2 mm template, padded/cropped to SIZE×SIZE
-CONTEXT_OFFSETS = (-9, -6, -3, 3, 6, 9)  # context: coronal slices this many voxels from the target
+Volumes = dict[str, np.ndarray]
 
 
-def _coronal(volume: np.ndarray, y: int) -> np.ndarray:
-    """Coronal slice y of an x×y×z RAS volume as a SIZE×SIZE image (superior up)."""
-    image = np.rot90(volume[:, y, :]).astype(np.float32)
-    out = np.zeros((SIZE, SIZE), np.float32)
-    h, w = min(SIZE, image.shape[0]), min(SIZE, image.shape[1])
-    out[:h, :w] = image[:h, :w]
-    return out
+def _t1_brain(volumes: Volumes, seed: int) -> np.ndarray:
+    return np.asarray(volumes["images__t1_brain"], np.float32)
 
 
-def _embedded_tasks(rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
-    """task name -> (input volume, output volume, segmentation-like), from nilearn's MNI152."""
-    from nilearn import datasets
+def _t2_like(volumes: Volumes, seed: int) -> np.ndarray:
+    """A T2-like rendering of a subject's tissue map (skull-stripped, slightly blurred)."""
+    from scipy import ndimage
 
-    t1 = datasets.load_mni152_template(resolution=2).get_fdata()
-    t1 = np.clip(t1 / np.percentile(t1, 99.5), 0, 1)
-    wm = datasets.load_mni152_wm_template(resolution=2).get_fdata() > 0.5
-    gm = datasets.load_mni152_gm_template(resolution=2).get_fdata() > 0.5
-    noisy = np.clip(t1 + rng.normal(0, 0.1, t1.shape), 0, 1)
-    return {
-        "white matter": (t1, wm.astype(np.float32), True),
-        "grey matter": (t1, gm.astype(np.float32), True),
-        "brain mask": (t1, (t1 > 0.05).astype(np.float32), True),
-        "denoising": (noisy, t1, False),
-    }
+    from neuralizer.data.render import N_TISSUES, sample_profile
+
+    profile = sample_profile("t2", np.random.default_rng([11, seed]))
+    lut = np.array([profile.intensities[k] for k in range(N_TISSUES)], np.float32)
+    tissue = np.clip(np.asarray(volumes["tissue"]), 0, N_TISSUES - 1)
+    image = ndimage.gaussian_filter(lut[tissue] * np.asarray(volumes["brain_mask"]), 0.5)
+    return np.clip(image, 0, 1).astype(np.float32)
 
 
-def _score(prediction: np.ndarray, truth: np.ndarray, segmentation: bool) -> float:
-    """Dice at threshold 0.5 for segmentation, PSNR (max 1) otherwise."""
-    prediction = np.clip(prediction, 0, 1)
+@dataclass(frozen=True)
+class DemoTask:
+    name: str
+    make_in: Callable[[Volumes, int], np.ndarray]
+    make_out: Callable[[Volumes, int], np.ndarray]
+    segmentation: bool
+
+
+def _preset(name: str, title: str) -> DemoTask:
+    _, make_in, make_out = PRESETS[name]
+    return DemoTask(title, make_in, make_out, name not in ("denoise",))
+
+
+TASKS: tuple[DemoTask, ...] = (
+    _preset("thalamus", "thalamus"),
+    _preset("white-matter", "white matter"),
+    _preset("skullstrip", "skull stripping"),
+    DemoTask("T1 to T2", _t1_brain, _t2_like, False),
+    _preset("denoise", "denoising"),
+)
+
+
+def _model(seed: int, path: Path | None) -> tuple[Neuralizer, str]:
+    if path is not None:
+        return load(path), f"model {path.name}"
+    if DEFAULT_WEIGHTS.is_file():
+        return load(), "shipped model"
+    torch.manual_seed(seed)
+    untrained = "UNTRAINED weights (no trained model ships yet)"
+    return Neuralizer(ModelConfig(channels=32)).eval(), untrained
+
+
+def _score(prediction: np.ndarray, truth: np.ndarray, segmentation: bool, box) -> float:
+    """Dice (threshold 0.5) over the volume, or PSNR (max 1) inside the head's bounding box."""
     if segmentation:
         p, t = prediction > 0.5, truth > 0.5
         total = p.sum() + t.sum()
         return 1.0 if total == 0 else float(2 * (p & t).sum() / total)
-    mse = float(np.mean((prediction - truth) ** 2))
+    mse = float(np.mean((np.clip(prediction[box], 0, 1) - truth[box]) ** 2))
     return float("inf") if mse == 0 else float(10 * np.log10(1 / mse))
 
 
-def _model(seed: int) -> tuple[Neuralizer, bool]:
-    if DEFAULT_WEIGHTS.is_file():
-        return load(), True
-    torch.manual_seed(seed)
-    return Neuralizer(ModelConfig(channels=32)).eval(), False
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    index = np.argwhere(mask)
+    return tuple(slice(lo, hi + 1) for lo, hi in zip(index.min(0), index.max(0), strict=True))
 
 
-def run_demo(output: Path, *, seed: int = 0) -> list[dict]:
-    """Run every embedded task, write ``demo.png`` and ``metrics.csv`` into ``output``."""
-    import matplotlib
+def _register(source, target: Volumes, subjects: list[Volumes], seed: int) -> list:
+    """One affine transform per example subject, registering its T1 to the target's."""
+    from tqdm.auto import tqdm
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from neuralizer.data.register import register_affine
 
-    rng = np.random.default_rng(seed)
-    model, trained = _model(seed)
-    tasks = _embedded_tasks(rng)
-    target_y = 60
+    fixed = np.asarray(target["images__t1_brain"], np.float32)
+    affine = source.grid.affine
+    return [
+        register_affine(
+            fixed, affine, np.asarray(v["images__t1_brain"], np.float32), affine, seed=seed
+        )  # fmt: skip
+        for v in tqdm(subjects, desc="registering the examples", unit="subject", leave=False)
+    ]
+
+
+def run_demo(
+    output: Path, *, seed: int = 0, n_context: int = 4, model: Path | None = None
+) -> list[dict]:
+    """Run every demo task; write NIfTI files, ``demo.png`` and ``metrics.csv`` into ``output``."""
+    from neuralizer.data.register import resample_with_transform
+    from neuralizer.data.subjects import SynthConfig, SynthSliceSource
+    from neuralizer.infer.io import nifti_like, write_output
+    from neuralizer.infer.volume import predict_volume
+
+    if not 1 <= n_context <= 16:
+        raise ValueError(f"the demo uses 1 to 16 examples, not {n_context}")
+    started = time.monotonic()
+    net, state = _model(seed, model)
+    # Examples: the presets' subjects (test indices 0..n-1); the scan: test subject 16, never one
+    # of them whatever n_context is.
+    source = SynthSliceSource("test", 17, SynthConfig(voxel_size_mm=2.0))
+    target, target_meta = source.volumes(16)
+    subjects = [source.volumes(i) for i in range(n_context)]
+    transforms = _register(source, target, [v for v, _ in subjects], seed)
+    grid, affine = source.grid, source.grid.affine
+    head = np.asarray(target["images__head"]) > 0
+    box = _bounding_box(head)
     rows, panels = [], []
-    for name, (volume_in, volume_out, segmentation) in tasks.items():
-        target_in, target_out = _coronal(volume_in, target_y), _coronal(volume_out, target_y)
-        context_in = np.stack([_coronal(volume_in, target_y + d) for d in CONTEXT_OFFSETS])
-        context_out = np.stack([_coronal(volume_out, target_y + d) for d in CONTEXT_OFFSETS])
-        with torch.inference_mode():
-            x = torch.zeros(1, 3, SIZE, SIZE)
-            x[0, 0] = torch.from_numpy(target_in)
-            c_in = torch.zeros(1, len(CONTEXT_OFFSETS), 3, SIZE, SIZE)
-            c_in[0, :, 0] = torch.from_numpy(context_in)
-            c_out = torch.from_numpy(context_out)[None, :, None]
-            prediction = model(x, c_in, c_out)[0, 0].numpy()
-        mean_baseline = context_out.mean(0)
-        rows.append(
-            {
-                "task": name,
-                "metric": "Dice" if segmentation else "PSNR (dB)",
-                "neuralizer": round(_score(prediction, target_out, segmentation), 3),
-                "context mean": round(_score(mean_baseline, target_out, segmentation), 3),
-            }
-        )
-        panels.append((name, target_in, context_in[0], context_out[0], prediction, target_out))
-
-    figure, axes = plt.subplots(len(panels), 5, figsize=(11, 2.3 * len(panels)))
-    titles = ("target_in", "context_in[0]", "context_out[0]", "prediction", "truth")
-    for row, (name, *images) in zip(axes, panels, strict=True):
-        for ax, image, title in zip(row, images, titles, strict=True):
-            ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1)
-            ax.set_title(f"{name}: {title}" if title == "target_in" else title, fontsize=9)
-            ax.axis("off")
-    state = "shipped model" if trained else "UNTRAINED weights (no trained model ships yet)"
-    figure.suptitle(f"Neuralizer demo, {len(CONTEXT_OFFSETS)} context pairs, {state}")
-    figure.tight_layout()
     output.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    write_atomically(output / "demo.png", buffer.getvalue())
+    for task in TASKS:
+        order = 0 if task.segmentation else 1
+        c_in, c_out = [], []
+        for (volumes, meta), transform in zip(subjects, transforms, strict=True):
+            s = int(meta["seed"])
+            for items, make, o in ((c_in, task.make_in, 1), (c_out, task.make_out, order)):
+                moved = resample_with_transform(make(volumes, s), affine, transform, grid, order=o)
+                items.append(nib.Nifti1Image(moved.astype(np.float32), affine))
+        t_seed = int(target_meta["seed"])
+        scan = nib.Nifti1Image(task.make_in(target, t_seed), affine)
+        truth = task.make_out(target, t_seed)
+        result = predict_volume(scan, c_in, c_out, model=net, align="none", seed=seed,
+                                task="segmentation" if task.segmentation else "image",
+                                progress=True)  # fmt: skip
+        prediction = np.asarray(result.prediction.dataobj, np.float32)
+        if task.segmentation:
+            baseline = np.mean([np.asarray(c.dataobj) for c in c_out], axis=0)
+            baseline_name = "mean of the examples' outputs"
+        else:
+            baseline, baseline_name = np.asarray(scan.dataobj), "input unchanged"
+        rows.append({
+            "task": task.name,
+            "metric": "Dice" if task.segmentation else "PSNR (dB)",
+            "neuralizer": round(_score(prediction, truth, task.segmentation, box), 3),
+            "baseline": round(_score(baseline, truth, task.segmentation, box), 3),
+            "baseline method": baseline_name,
+        })  # fmt: skip
+        folder = output / task.name.replace(" ", "_")
+        folder.mkdir(exist_ok=True)
+        write_output(folder / "input.nii.gz", scan)
+        write_output(folder / "prediction.nii.gz", result.prediction)
+        truth_dtype = np.uint8 if task.segmentation else np.float32
+        write_output(folder / "truth.nii.gz", nifti_like(truth.astype(truth_dtype), scan))
+        panels.append((task, np.asarray(scan.dataobj), np.asarray(c_in[0].dataobj),
+                       np.asarray(c_out[0].dataobj), prediction, truth))  # fmt: skip
+    _figure(output / "demo.png", panels, f"Neuralizer demo, {n_context} examples, {state}")
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     write_atomically(output / "metrics.csv", text.getvalue().encode())
 
-    print(f"Neuralizer demo ({state})")
-    print(f"{'task':<14} {'metric':<10} {'neuralizer':>10} {'context mean':>13}")
+    print(f"Neuralizer demo ({state}): test subject {target_meta['seed']}, "
+          f"{n_context} examples from other test subjects")  # fmt: skip
+    print(f"{'task':<16} {'metric':<10} {'neuralizer':>10} {'baseline':>9}  baseline method")
     for r in rows:
-        print(f"{r['task']:<14} {r['metric']:<10} {r['neuralizer']:>10} {r['context mean']:>13}")
-    print(f"wrote {output / 'demo.png'} and {output / 'metrics.csv'}")
+        print(f"{r['task']:<16} {r['metric']:<10} {r['neuralizer']:>10} {r['baseline']:>9}  "
+              f"{r['baseline method']}")  # fmt: skip
+    print(f"wrote NIfTI files per task, demo.png and metrics.csv to {output} "
+          f"in {time.monotonic() - started:.0f} s")  # fmt: skip
     return rows
+
+
+def _coronal(volume: np.ndarray, y: int) -> np.ndarray:
+    """Coronal slice ``y`` of an X×Y×Z RAS volume, superior up."""
+    return np.rot90(volume[:, y, :])
+
+
+def _figure(path: Path, panels: list, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = ("scan", "example input", "example output", "prediction", "truth")
+    figure, axes = plt.subplots(len(panels), 5, figsize=(11, 2.5 * len(panels)))
+    for row, (task, *volumes) in zip(axes, panels, strict=True):
+        truth = volumes[-1]
+        # The coronal slice with the most of the structure, or the middle of the head.
+        weight = truth.sum(axis=(0, 2)) if task.segmentation else (volumes[0] > 0).sum(axis=(0, 2))
+        y = int(np.argmax(weight)) if task.segmentation else int(np.median(np.flatnonzero(weight)))
+        for ax, volume, name in zip(row, volumes, titles, strict=True):
+            ax.imshow(np.clip(_coronal(volume, y), 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"{task.name}: {name}" if name == "scan" else name, fontsize=9)
+            ax.axis("off")
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    write_atomically(path, buffer.getvalue())

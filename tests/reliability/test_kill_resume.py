@@ -181,7 +181,8 @@ def test_sigkill_folder_prediction_then_rerun_skips_finished_and_redoes_the_rest
         return ["predict", "-i", str(scans), "-o", str(tmp_path / out), "--model", str(model),
                 "--context-in", str(tmp_path / "c.nii.gz"), "--context-out",
                 str(tmp_path / "m.nii.gz"), "--ensemble", "3", "--uncertainty",
-                str(tmp_path / f"{out}-sd"), "--threads", "1", "--device", "cpu", "--align", "none"]  # fmt: skip
+                str(tmp_path / f"{out}-sd"), "--threads", "1", "--device", "cpu",
+                "--align", "none"]  # fmt: skip
 
     started = time.monotonic()
     assert main(argv("reference")) == 0

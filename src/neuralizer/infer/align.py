@@ -2,10 +2,11 @@
 
 - "none": each pair is resampled through its own affine, trusting that it already lies in the
   target's world space (same scanner session, or already registered);
-- "affine" (the default): each context input is registered to the target with the importer's SimpleITK routine
-  (:func:`neuralizer.data.register.register_affine`: centre-of-mass/moments initialisation, so
-  world offsets of hundreds of millimetres and different fields of view do not matter, then Mattes
-  mutual information over three resolutions), and the pair is resampled through that transform.
+- "affine" (the default): each context input is registered to the target with the importer's
+  SimpleITK routine (:func:`neuralizer.data.register.register_affine`: centre-of-mass/moments
+  initialisation, so world offsets of hundreds of millimetres and different fields of view do
+  not matter, then Mattes mutual information over three resolutions), and the pair is resampled
+  through that transform.
   It is the default because sharing the target's grid says nothing about anatomy: scans of other
   subjects on one grid (a protocol's, or a template's) still differ by head position and size,
   and registering already-aligned data costs seconds but does no harm.

@@ -74,7 +74,7 @@ def volume_tasks(model) -> None:
         result = None
         if model is not None:
             image = nib.Nifti1Image(target, source.grid.affine)
-            predicted = predict_volume(image, c_in, c_out, model=model, align="none")
+            predicted = predict_volume(image, c_in, c_out, model=model)  # registered (default)
             result = _coronal(predicted.prediction.dataobj, y)
         mask = name not in ("denoise",)
         rows.append((name, [

@@ -98,18 +98,17 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
 
 def _register(source, target: Volumes, subjects: list[Volumes], seed: int) -> list:
     """One affine transform per example subject, registering its T1 to the target's."""
-    from tqdm.auto import tqdm
+    from neuralizer.infer.align import register_all
+    from neuralizer.infer.io import Loaded
 
-    from neuralizer.data.register import register_affine
-
-    fixed = np.asarray(target["images__t1_brain"], np.float32)
     affine = source.grid.affine
-    return [
-        register_affine(
-            fixed, affine, np.asarray(v["images__t1_brain"], np.float32), affine, seed=seed
-        )  # fmt: skip
-        for v in tqdm(subjects, desc="registering the examples", unit="subject", leave=False)
-    ]
+    moving = []
+    for i, volumes in enumerate(subjects):
+        t1 = np.asarray(volumes["images__t1_brain"], np.float32)
+        moving.append(Loaded(f"example {i}", t1[None], nib.Nifti1Image(t1, affine)))
+    print(f"registering {len(moving)} examples to the scan ...", flush=True)
+    fixed = np.asarray(target["images__t1_brain"], np.float32)
+    return register_all(fixed, affine, moving, seed=seed)
 
 
 def run_demo(

@@ -49,3 +49,28 @@ def test_affine_is_the_default_even_on_a_shared_grid():
         scores[align] = _dice(np.asarray(result.prediction.dataobj) > 0, labels == 7)
     assert scores["affine"] > 0.8 > scores["none"], scores
     assert choose_alignment("none") == "none"
+
+
+def test_registrations_side_by_side_equal_one_after_the_other():
+    import torch
+
+    from neuralizer.data.register import register_affine
+    from neuralizer.infer.align import register_all
+    from neuralizer.infer.io import Loaded
+
+    fixed, _ = phantom_volume(SHAPE, seed=0)
+    moving = []
+    for seed in (1, 2, 3):
+        image, _ = phantom_volume(SHAPE, seed=seed)
+        affine = ras_affine(origin=(-40.0 + 3 * seed, -46.0, -40.0))
+        moving.append(Loaded(f"m{seed}", image[None], nib.Nifti1Image(image, affine)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        together = register_all(fixed, ras_affine(), moving, seed=4)
+    finally:
+        torch.set_num_threads(threads)
+    for item, transform in zip(moving, together, strict=True):
+        alone = register_affine(fixed, ras_affine(), item.data[0], item.image.affine, seed=4)
+        assert transform.GetParameters() == alone.GetParameters()
+        assert transform.GetFixedParameters() == alone.GetFixedParameters()

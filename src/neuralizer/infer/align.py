@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from neuralizer.data.space import Grid, resample_to_grid
@@ -42,20 +44,19 @@ def align_context(
     ``discrete`` outputs (masks, label maps) are resampled by nearest neighbour.
     """
     order_out = 0 if discrete else 1
+    if mode == "none":
+        transforms = [None] * len(context_in)
+    else:
+        transforms = register_all(fixed, grid.affine, context_in, seed=seed)
     pairs = []
-    for pair_in, pair_out in zip(context_in, context_out, strict=True):
-        if mode == "none":
-            moved_in = [
-                resample_to_grid(c, pair_in.image.affine, grid, order=1) for c in pair_in.data
-            ]
-            moved_out = resample_to_grid(
-                pair_out.data[0], pair_out.image.affine, grid, order=order_out
-            )
+    for pair_in, pair_out, transform in zip(context_in, context_out, transforms, strict=True):
+        affine = pair_in.image.affine
+        if transform is None:
+            moved_in = [resample_to_grid(c, affine, grid, order=1) for c in pair_in.data]
+            moved_out = resample_to_grid(pair_out.data[0], affine, grid, order=order_out)
         else:
-            from neuralizer.data.register import register_affine, resample_with_transform
+            from neuralizer.data.register import resample_with_transform
 
-            affine = pair_in.image.affine
-            transform = register_affine(fixed, grid.affine, pair_in.data[0], affine, seed=seed)
             moved_in = [
                 resample_with_transform(c, affine, transform, grid, order=1) for c in pair_in.data
             ]
@@ -64,3 +65,25 @@ def align_context(
             )
         pairs.append((_rescaled(np.stack(moved_in)), moved_out[None].astype(np.float32)))
     return pairs
+
+
+def register_all(
+    fixed: np.ndarray, fixed_affine: np.ndarray, moving: list[Loaded], *, seed: int = 0
+) -> list:
+    """One affine transform per ``moving`` volume (its first channel) registered to ``fixed``.
+
+    The registrations run side by side on as many threads as torch may use (``--threads``):
+    SimpleITK releases the GIL, and each registration is single-threaded inside, so the result
+    is the same as one after the other, bit for bit.
+    """
+    import torch
+
+    from neuralizer.data.register import register_affine, single_threaded_itk
+
+    def one(item: Loaded):
+        return register_affine(fixed, fixed_affine, item.data[0], item.image.affine, seed=seed)
+
+    workers = max(1, min(len(moving), torch.get_num_threads()))
+    # ITK's thread count is global: hold it at one for the whole pool, not per registration.
+    with single_threaded_itk(), ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, moving))

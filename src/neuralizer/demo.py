@@ -133,6 +133,7 @@ def run_demo(
     grid, affine = source.grid, source.grid.affine
     head = np.asarray(target["images__head"]) > 0
     box = _bounding_box(head)
+    t_seed = int(target_meta["seed"])
     rows, panels = [], []
     output.mkdir(parents=True, exist_ok=True)
     for task in TASKS:
@@ -143,7 +144,6 @@ def run_demo(
             for items, make, o in ((c_in, task.make_in, 1), (c_out, task.make_out, order)):
                 moved = resample_with_transform(make(volumes, s), affine, transform, grid, order=o)
                 items.append(nib.Nifti1Image(moved.astype(np.float32), affine))
-        t_seed = int(target_meta["seed"])
         scan = nib.Nifti1Image(task.make_in(target, t_seed), affine)
         truth = task.make_out(target, t_seed)
         result = predict_volume(scan, c_in, c_out, model=net, align="none", seed=seed,

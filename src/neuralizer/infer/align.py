@@ -53,7 +53,9 @@ def align_context(
         affine = pair_in.image.affine
         if transform is None:
             moved_in = [resample_to_grid(c, affine, grid, order=1) for c in pair_in.data]
-            moved_out = resample_to_grid(pair_out.data[0], affine, grid, order=order_out)
+            moved_out = resample_to_grid(
+                pair_out.data[0], pair_out.image.affine, grid, order=order_out
+            )
         else:
             from neuralizer.data.register import resample_with_transform
 

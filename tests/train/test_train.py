@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 import neuralizer
 from neuralizer.cli import main
@@ -84,6 +85,49 @@ def test_resume_accepts_new_micro_batching(tmp_path):
     train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=3)))
     faster = _config(tmp_path, "run", max_steps=5, micro_batch_size=4, micro_batch_members=4)
     assert train(TrainConfig.from_file(faster), resume=True).step == 5
+
+
+def _state(run: Path) -> dict[str, torch.Tensor]:
+    with safe_open(run / "state.safetensors", "pt") as file:
+        return {key: file.get_tensor(key) for key in file.keys()}
+
+
+def test_weight_average_follows_its_formula_and_resumes_exactly(tmp_path):
+    decay, module = 0.75, "ema/module."
+    train(TrainConfig.from_file(_config(tmp_path, "a", max_steps=1, ema_decay=decay)))
+    first = _state(tmp_path / "a")
+    w1 = {k.removeprefix("model/"): v for k, v in first.items() if k.startswith("model/")}
+    for key, value in w1.items():  # the first update copies the weights
+        assert torch.equal(first[module + key], value), key
+    train(TrainConfig.from_file(_config(tmp_path, "a", max_steps=2, ema_decay=decay)), resume=True)
+    resumed, latest = _state(tmp_path / "a"), _parameters(tmp_path / "a")
+    assert resumed["ema/n_averaged"].item() == 2
+    moved = 0
+    for key, value in w1.items():
+        w2 = resumed["model/" + key]
+        expected = decay * value + (1 - decay) * w2
+        torch.testing.assert_close(resumed[module + key], expected, rtol=1e-6, atol=1e-7)
+        assert torch.equal(latest[key], resumed[module + key]), key  # "latest" is the average
+        moved += not torch.equal(w2, value)
+    assert moved  # the optimiser did change the raw weights
+
+    train(TrainConfig.from_file(_config(tmp_path, "b", max_steps=2, ema_decay=decay)))
+    straight = _state(tmp_path / "b")
+    for key, value in straight.items():
+        if not key.startswith("rng/"):  # training draws nothing from torch's global generator
+            assert torch.equal(value, resumed[key]), key
+
+    # Switched on at a resume: the average starts from that step; the raw weights are unchanged.
+    train(TrainConfig.from_file(_config(tmp_path, "c", max_steps=1)))
+    assert not any(k.startswith("ema/") for k in _state(tmp_path / "c"))
+    train(TrainConfig.from_file(_config(tmp_path, "c", max_steps=2, ema_decay=decay)), resume=True)
+    switched = _state(tmp_path / "c")
+    assert switched["ema/n_averaged"].item() == 1
+    for key in w1:
+        assert torch.equal(switched["model/" + key], straight["model/" + key]), key
+        assert torch.equal(switched[module + key], switched["model/" + key]), key
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
 
 
 def test_micro_batches_bounded_by_context_members_give_the_same_gradient():

@@ -50,6 +50,9 @@ class TrainConfig:
     holdout_protocols: tuple[str, ...] = ()
     # optimisation
     lr: float = 1e-4
+    # Exponential moving average of the weights (0: off). With it on, validation, "best" and
+    # "latest" use the averaged weights; the optimiser still steps the raw ones.
+    ema_decay: float = 0.0
     max_steps: int = 100_000
     steps_per_epoch: int = 500
     val_batches: int = 16
@@ -87,6 +90,8 @@ class TrainConfig:
                 "TrainConfig.lr must be positive and finite, voxel_size_mm in (0, 100) mm and "
                 "patience at least 1"
             )
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         multiple = ModelConfig(channels=self.channels, stages=self.stages).size_multiple
         if self.data == "phantom" and self.phantom_size % multiple:
             raise ValueError(

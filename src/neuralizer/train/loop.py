@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from neuralizer.model.checkpoint import save_checkpoint, write_atomically
@@ -82,7 +83,8 @@ def _autocast(device: torch.device):
 
 
 #: TrainConfig fields that ``--resume`` accepts with new values.
-RESUME_MAY_CHANGE = ("max_steps", "micro_batch_size", "micro_batch_members")
+#: ``ema_decay`` too: switched on at a resume, the average starts from that step's weights.
+RESUME_MAY_CHANGE = ("max_steps", "micro_batch_size", "micro_batch_members", "ema_decay")
 
 
 def micro_batch(cfg: TrainConfig, n_context: int) -> int:
@@ -195,11 +197,19 @@ def _provenance(cfg: TrainConfig, progress: Progress) -> dict:
     }
 
 
-def _save(files: RunFiles, model, optimizer, progress: Progress, cfg: TrainConfig) -> None:
+def _save(files: RunFiles, model, ema, optimizer, progress: Progress, cfg: TrainConfig) -> None:
     save_checkpoint(
-        files.latest, model, train_config=cfg.to_dict(), provenance=_provenance(cfg, progress)
+        files.latest,
+        _evaluated(model, ema),
+        train_config=cfg.to_dict(),
+        provenance=_provenance(cfg, progress),
     )
-    save_state(files.state, model, optimizer, progress, cfg.to_dict())
+    save_state(files.state, model, optimizer, progress, cfg.to_dict(), ema=ema)
+
+
+def _evaluated(model: Neuralizer, ema: AveragedModel | None) -> Neuralizer:
+    """The weights that are validated and written to "best" and "latest"."""
+    return model if ema is None else ema.module
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = None) -> Progress:
@@ -217,8 +227,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     model = Neuralizer(ModelConfig(channels=cfg.channels, stages=cfg.stages))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     progress = Progress()
+    # The average lives on the model's device; built before the state loads so that a resumed
+    # average replaces it, and an average switched on at this resume starts from the loaded
+    # weights (its first update copies them).
+    ema = None
+    if cfg.ema_decay:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     if resume and files.state.is_file():
-        progress, saved = load_state(files.state, model, optimizer)
+        progress, saved = load_state(files.state, model, optimizer, ema=ema)
         # Only max_steps (to extend a run) and the micro-batching (the same gradient up to float
         # rounding, so speed only) may change on resume; anything else is another run.
         saved = dataclasses.replace(
@@ -236,6 +252,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     for parameter in (model.decoder or model.encoder)[-1].context_combine.parameters():
         parameter.requires_grad_(False)
     model.to(ctx.device)
+    if ema is not None:
+        ema.to(ctx.device)
     if ctx.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     net = DistributedDataParallel(model) if ctx.world_size > 1 else model
@@ -262,6 +280,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     with _StopRequest() as stop:
         for batch in loader:
             loss = train_step(net, optimizer, _to(batch, ctx.device), cfg, ctx.device)
+            if ema is not None:
+                ema.update_parameters(model)
             progress.step += 1
             rate = (
                 episodes_per_step * (progress.step - start_step) / (time.perf_counter() - started)
@@ -271,12 +291,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
             if ctx.is_main:
                 record = {"step": progress.step, "loss": loss, "episodes_per_s": rate}
                 _append_log(files.log, {**record, "n_context": batch.context_in.shape[1]})
-            done = _end_of_epoch(progress, cfg, model, val_batches, ctx, files, optimizer)
+            done = _end_of_epoch(progress, cfg, _evaluated(model, ema), val_batches, ctx, files)
             done = done or progress.step >= cfg.max_steps
             if ctx.is_main and (
                 done or stop.requested or progress.step % cfg.checkpoint_every == 0
             ):
-                _save(files, model, optimizer, progress, cfg)
+                _save(files, model, ema, optimizer, progress, cfg)
             if done or stop.requested:
                 break
     bar.close()
@@ -300,7 +320,7 @@ def _check_step_memory(cfg: TrainConfig, example: Batch, max_memory: float | Non
     check_memory(estimate, max_memory, what)
 
 
-def _end_of_epoch(progress, cfg, model, val_batches, ctx, files, optimizer) -> bool:
+def _end_of_epoch(progress, cfg, model, val_batches, ctx, files) -> bool:
     """Validate every ``steps_per_epoch`` steps; keep the best; True when patience runs out."""
     if progress.step % cfg.steps_per_epoch:
         return False

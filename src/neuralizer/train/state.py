@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
+from torch.optim.swa_utils import AveragedModel
 
 from neuralizer.model.checkpoint import check_state_dict, write_atomically
 from neuralizer.model.network import Neuralizer
@@ -39,8 +40,13 @@ def save_state(
     optimizer: torch.optim.Optimizer,
     progress: Progress,
     config: dict,
+    *,
+    ema: AveragedModel | None = None,
 ) -> None:
+    """``ema``: the weight average, if the run keeps one (its tensors go under "ema/")."""
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors |= {f"ema/{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
     optim = optimizer.state_dict()
     for index, values in optim["state"].items():
         for name, value in values.items():
@@ -56,9 +62,18 @@ def save_state(
 
 
 def load_state(
-    path: Path, model: Neuralizer, optimizer: torch.optim.Optimizer
+    path: Path,
+    model: Neuralizer,
+    optimizer: torch.optim.Optimizer,
+    *,
+    ema: AveragedModel | None = None,
 ) -> tuple[Progress, dict]:
-    """Restore model, optimiser and torch RNG in place; return the progress and the saved config."""
+    """Restore model, optimiser and torch RNG in place; return the progress and the saved config.
+
+    ``ema`` is restored too when the file holds an average; otherwise it is left as given (an
+    average switched on at this resume). An average in the file that ``ema`` is None for is
+    dropped.
+    """
     try:
         with safe_open(path, framework="pt") as file:
             metadata = file.metadata() or {}
@@ -79,6 +94,9 @@ def load_state(
                 state.setdefault(int(index), {})[name] = value
         rng = tensors["rng/torch"]
         model.load_state_dict(weights)
+        averaged = {k.removeprefix("ema/"): v for k, v in tensors.items() if k.startswith("ema/")}
+        if ema is not None and averaged:
+            ema.load_state_dict(averaged)
         optimizer.load_state_dict({"state": state, "param_groups": decoded["param_groups"]})
         torch.set_rng_state(rng)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

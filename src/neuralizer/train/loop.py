@@ -273,6 +273,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
         batch_size=None,
         num_workers=cfg.num_workers,
         collate_fn=_identity,
+        # Its own generator: starting to iterate draws a base seed, which would otherwise come
+        # from (and shift) the global RNG that the training state saves and restores.
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
     bar = tqdm(total=cfg.max_steps, initial=progress.step, disable=not ctx.is_main, unit="step")
     episodes_per_step = cfg.batch_size * ctx.world_size

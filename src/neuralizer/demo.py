@@ -28,6 +28,7 @@ import torch
 from neuralizer.infer.presets import PRESETS
 from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load, write_atomically
 from neuralizer.model.network import ModelConfig, Neuralizer
+from neuralizer.tasks.losses import dice_score, psnr
 
 Volumes = dict[str, np.ndarray]
 
@@ -84,11 +85,10 @@ def _model(seed: int, path: Path | None) -> tuple[Neuralizer, str]:
 def _score(prediction: np.ndarray, truth: np.ndarray, segmentation: bool, box) -> float:
     """Dice (threshold 0.5) over the volume, or PSNR (max 1) inside the head's bounding box."""
     if segmentation:
-        p, t = prediction > 0.5, truth > 0.5
-        total = p.sum() + t.sum()
-        return 1.0 if total == 0 else float(2 * (p & t).sum() / total)
-    mse = float(np.mean((np.clip(prediction[box], 0, 1) - truth[box]) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(1 / mse))
+        pair = (torch.from_numpy(np.asarray(a, np.float32))[None] for a in (prediction, truth))
+        return float(dice_score(*pair)[0])
+    pair = (torch.from_numpy(np.asarray(a[box], np.float32))[None] for a in (prediction, truth))
+    return float(psnr(*pair)[0])
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:

@@ -235,8 +235,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     if resume and files.state.is_file():
         progress, saved = load_state(files.state, model, optimizer, ema=ema)
-        # Only max_steps (to extend a run) and the micro-batching (the same gradient up to float
-        # rounding, so speed only) may change on resume; anything else is another run.
+        # Only max_steps (to extend a run), the micro-batching (the same gradient up to float
+        # rounding, so speed only) and ema_decay (what is validated, not how the raw weights
+        # train) may change on resume; anything else is another run.
         saved = dataclasses.replace(
             TrainConfig.from_dict(saved), **{k: getattr(cfg, k) for k in RESUME_MAY_CHANGE}
         )

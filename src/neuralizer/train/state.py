@@ -44,9 +44,9 @@ def save_state(
     ema: AveragedModel | None = None,
 ) -> None:
     """``ema``: the weight average, if the run keeps one (its tensors go under "ema/")."""
-    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = _prefixed("model/", model.state_dict())
     if ema is not None:
-        tensors |= {f"ema/{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
+        tensors |= _prefixed("ema/", ema.state_dict())
     optim = optimizer.state_dict()
     for index, values in optim["state"].items():
         for name, value in values.items():
@@ -59,6 +59,14 @@ def save_state(
         "config": json.dumps(config),
     }
     write_atomically(path, safetensors_bytes(tensors, metadata=metadata))
+
+
+def _prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {prefix + k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def load_state(
@@ -82,7 +90,7 @@ def load_state(
         raise ValueError(f"{path} is not a readable training state: {error}") from None
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file")
-    weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    weights = _unprefixed("model/", tensors)
     check_state_dict(path, model.state_dict(), weights, "this config's model")
     try:
         decoded = {k: json.loads(metadata[k]) for k in ("progress", "param_groups", "config")}
@@ -94,7 +102,7 @@ def load_state(
                 state.setdefault(int(index), {})[name] = value
         rng = tensors["rng/torch"]
         model.load_state_dict(weights)
-        averaged = {k.removeprefix("ema/"): v for k, v in tensors.items() if k.startswith("ema/")}
+        averaged = _unprefixed("ema/", tensors)
         if ema is not None and averaged:
             ema.load_state_dict(averaged)
         optimizer.load_state_dict({"state": state, "param_groups": decoded["param_groups"]})

@@ -87,6 +87,21 @@ def test_resume_accepts_new_micro_batching(tmp_path):
     assert train(TrainConfig.from_file(faster), resume=True).step == 5
 
 
+def test_a_new_training_mix_on_resume_keeps_the_validation_set(tmp_path):
+    from neuralizer.train.data import build_samplers
+
+    train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=3)))
+    only = {"denoising": 1.0}
+    config = TrainConfig.from_file(_config(tmp_path, "run", max_steps=5, train_task_weights=only))
+    assert train(config, resume=True).step == 5
+    plain_stream, plain_val = build_samplers(TrainConfig.from_file(_config(tmp_path, "run")))
+    stream, val = build_samplers(config)
+    assert {t for i in range(4) for t in stream.batch(i).tasks} == {"denoising"}
+    assert len({t for i in range(4) for t in plain_stream.batch(i).tasks}) > 1
+    for a, b in zip(plain_val, val, strict=True):
+        assert a.tasks == b.tasks and torch.equal(a.target_out, b.target_out)
+
+
 def _state(run: Path) -> dict[str, torch.Tensor]:
     with safe_open(run / "state.safetensors", "pt") as file:
         return {key: file.get_tensor(key) for key in file.keys()}

@@ -45,6 +45,9 @@ class TrainConfig:
     min_context: int = 1
     max_context: int = 32
     task_weights: dict[str, float] | None = None
+    # Task weights of the training stream only (None: task_weights). Validation keeps
+    # task_weights, so that a run may change its mix on resume and still compare validation losses.
+    train_task_weights: dict[str, float] | None = None
     holdout_tasks: tuple[str, ...] = ()
     holdout_modalities: tuple[str, ...] = ()
     holdout_protocols: tuple[str, ...] = ()

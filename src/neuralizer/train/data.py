@@ -24,22 +24,25 @@ def _sources(cfg: TrainConfig):
     )
 
 
-def sampler_config(cfg: TrainConfig) -> SamplerConfig:
+def sampler_config(cfg: TrainConfig, *, training: bool = False) -> SamplerConfig:
+    """The run's sampler configuration; ``training``: with the training stream's task weights."""
+    weights = (training and cfg.train_task_weights) or cfg.task_weights or DEFAULT_TASK_WEIGHTS
     return SamplerConfig(
         batch_size=cfg.batch_size,
         min_context=cfg.min_context,
         max_context=cfg.max_context,
-        task_weights=dict(cfg.task_weights or DEFAULT_TASK_WEIGHTS),
+        task_weights=dict(weights),
         holdout=HoldOut(cfg.holdout_tasks, cfg.holdout_modalities, cfg.holdout_protocols),
         seed=cfg.seed,
     )
 
 
 def build_samplers(cfg: TrainConfig) -> tuple[EpisodeSampler, list[Batch]]:
-    """The training sampler and ``cfg.val_batches`` fixed validation batches (no augmentation)."""
+    """The training sampler and ``cfg.val_batches`` fixed validation batches (no augmentation;
+    ``task_weights``, whatever ``train_task_weights`` says)."""
     train_source, val_source = _sources(cfg)
-    config = sampler_config(cfg)
-    val_sampler = EpisodeSampler(val_source, config.evaluation(seed=cfg.seed + 1))
-    return EpisodeSampler(train_source, config), [
+    val_config = sampler_config(cfg).evaluation(seed=cfg.seed + 1)
+    val_sampler = EpisodeSampler(val_source, val_config)
+    return EpisodeSampler(train_source, sampler_config(cfg, training=True)), [
         val_sampler.batch(i) for i in range(cfg.val_batches)
     ]

@@ -83,8 +83,15 @@ def _autocast(device: torch.device):
 
 
 #: TrainConfig fields that ``--resume`` accepts with new values.
-#: ``ema_decay`` too: switched on at a resume, the average starts from that step's weights.
-RESUME_MAY_CHANGE = ("max_steps", "micro_batch_size", "micro_batch_members", "ema_decay")
+#: ``ema_decay`` too: switched on at a resume, the average starts from that step's weights;
+#: ``train_task_weights`` changes the training mix from that step on (validation keeps its own).
+RESUME_MAY_CHANGE = (
+    "max_steps",
+    "micro_batch_size",
+    "micro_batch_members",
+    "ema_decay",
+    "train_task_weights",
+)
 
 
 def micro_batch(cfg: TrainConfig, n_context: int) -> int:
@@ -236,8 +243,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     if resume and files.state.is_file():
         progress, saved = load_state(files.state, model, optimizer, ema=ema)
         # Only max_steps (to extend a run), the micro-batching (the same gradient up to float
-        # rounding, so speed only) and ema_decay (what is validated, not how the raw weights
-        # train) may change on resume; anything else is another run.
+        # rounding, so speed only), ema_decay (what is validated, not how the raw weights
+        # train) and the training stream's task mix (a curriculum; the validation set stays)
+        # may change on resume; anything else is another run.
         saved = dataclasses.replace(
             TrainConfig.from_dict(saved), **{k: getattr(cfg, k) for k in RESUME_MAY_CHANGE}
         )

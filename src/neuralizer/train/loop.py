@@ -82,9 +82,11 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-#: TrainConfig fields that ``--resume`` accepts with new values.
-#: ``ema_decay`` too: switched on at a resume, the average starts from that step's weights;
-#: ``train_task_weights`` changes the training mix from that step on (validation keeps its own).
+#: TrainConfig fields that ``--resume`` accepts with new values; any other change is another run.
+#: ``max_steps`` extends a run; the micro-batching gives the same gradient up to float rounding
+#: (speed only); ``ema_decay`` changes what is validated, not how the raw weights train (switched
+#: on at a resume, the average starts from that step's weights); ``train_task_weights`` changes
+#: the training mix from that step on, a curriculum (the validation set keeps ``task_weights``).
 RESUME_MAY_CHANGE = (
     "max_steps",
     "micro_batch_size",
@@ -242,10 +244,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     if resume and files.state.is_file():
         progress, saved = load_state(files.state, model, optimizer, ema=ema)
-        # Only max_steps (to extend a run), the micro-batching (the same gradient up to float
-        # rounding, so speed only), ema_decay (what is validated, not how the raw weights
-        # train) and the training stream's task mix (a curriculum; the validation set stays)
-        # may change on resume; anything else is another run.
+        # Only the fields of RESUME_MAY_CHANGE may differ from the saved config (see there).
         saved = dataclasses.replace(
             TrainConfig.from_dict(saved), **{k: getattr(cfg, k) for k in RESUME_MAY_CHANGE}
         )

@@ -102,6 +102,25 @@ def test_a_new_training_mix_on_resume_keeps_the_validation_set(tmp_path):
         assert a.tasks == b.tasks and torch.equal(a.target_out, b.target_out)
 
 
+def test_a_new_step_size_on_resume_scales_the_next_adam_update(tmp_path):
+    train(TrainConfig.from_file(_config(tmp_path, "a", max_steps=1)))
+    first = _state(tmp_path / "a")
+    train(TrainConfig.from_file(_config(tmp_path, "a", max_steps=2)), resume=True)
+    train(TrainConfig.from_file(_config(tmp_path, "b", max_steps=1)))
+    train(TrainConfig.from_file(_config(tmp_path, "b", max_steps=2, lr=1e-3)), resume=True)
+    plain, faster = _state(tmp_path / "a"), _state(tmp_path / "b")
+    moved = 0
+    for key, start in first.items():
+        if key.startswith("model/"):  # same weights, data and moments: the update scales with lr
+            step = plain[key] - start
+            torch.testing.assert_close(faster[key] - start, 10 * step, rtol=1e-3, atol=1e-7)
+            moved += bool(step.abs().max() > 0)
+    assert moved
+    with safe_open(tmp_path / "b" / "state.safetensors", "pt") as file:
+        groups = json.loads(file.metadata()["param_groups"])
+    assert [group["lr"] for group in groups] == [1e-3]
+
+
 def _state(run: Path) -> dict[str, torch.Tensor]:
     with safe_open(run / "state.safetensors", "pt") as file:
         return {key: file.get_tensor(key) for key in file.keys()}

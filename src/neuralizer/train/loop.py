@@ -86,9 +86,12 @@ def _autocast(device: torch.device):
 #: ``max_steps`` extends a run; the micro-batching gives the same gradient up to float rounding
 #: (speed only); ``ema_decay`` changes what is validated, not how the raw weights train (switched
 #: on at a resume, the average starts from that step's weights); ``train_task_weights`` changes
-#: the training mix from that step on, a curriculum (the validation set keeps ``task_weights``).
+#: the training mix from that step on, a curriculum (the validation set keeps ``task_weights``);
+#: ``lr`` sets Adam's step size from that step on (a step-down once validation has levelled off;
+#: Adam's moment estimates carry over).
 RESUME_MAY_CHANGE = (
     "max_steps",
+    "lr",
     "micro_batch_size",
     "micro_batch_members",
     "ema_decay",
@@ -250,6 +253,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
         )
         if saved != cfg:
             raise ValueError(f"{files.state} was written by a different config; use a new run_dir")
+        for group in optimizer.param_groups:  # the saved groups hold the old step size
+            group["lr"] = cfg.lr
         if ctx.is_main:
             _truncate_log(files.log, progress.step)
             _remove_stale_temporaries(files.root)

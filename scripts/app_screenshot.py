@@ -5,8 +5,8 @@
 
 Starts ``neuralizer serve``, opens it in headless Chromium (the one the browser tests use), runs
 the example with an ensemble (so the uncertainty map shows) and saves the whole page. The page
-names the model it ran: without ``--model``, the shipped one, or, until a trained model ships, an
-untrained network.
+names the model it ran: without ``--model``, the shipped one (or, without its weights file, an
+untrained network).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/guide_figures.py            # writes docs/img/guide-*.png
 
-Results come from the shipped model. Until it exists, the result panels say so instead of showing
-the output of untrained weights (which would only mislead); rerun this script once it ships.
+Results come from the shipped model. Without its weights file, the result panels say so instead of
+showing the output of untrained weights (which would only mislead).
 """
 
 from __future__ import annotations

@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     serve.add_argument(
         "--model",
-        help="checkpoint (.safetensors); default: the shipped model (until one ships, an "
-        "untrained network, as the page says)",
+        help="checkpoint (.safetensors); default: the shipped model (without its weights file, "
+        "an untrained network, as the page says)",
     )
     serve.set_defaults(func=_serve)
 

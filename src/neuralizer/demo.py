@@ -8,8 +8,8 @@ grid, plus a figure (``demo.png``) and a metrics table (``metrics.csv``) compari
 a simple baseline: the voxel-wise mean of the (registered) example outputs for segmentation, the
 unchanged input for image tasks.
 
-Until a trained model ships with the package, the network runs with untrained (random, seeded)
-weights and the demo says so plainly: its numbers then show the pipeline, not the method.
+It runs the shipped model. In a checkout without the weights file the network runs with untrained
+(random, seeded) weights and the demo says so plainly: its numbers then show the pipeline only.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _model(seed: int, path: Path | None) -> tuple[Neuralizer, str]:
     if DEFAULT_WEIGHTS.is_file():
         return load(), "shipped model"
     torch.manual_seed(seed)
-    untrained = "UNTRAINED weights (no trained model ships yet)"
+    untrained = "UNTRAINED weights (the shipped weights file is missing)"
     return Neuralizer(ModelConfig(channels=32)).eval(), untrained
 
 

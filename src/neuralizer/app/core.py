@@ -19,7 +19,7 @@ from neuralizer.model.network import Neuralizer
 
 #: Context pairs of a built-in example; the example's target is the next test subject.
 EXAMPLE_PAIRS = 3
-UNTRAINED_CHANNELS = 32  # what the demo runs when no trained model ships
+UNTRAINED_CHANNELS = 32  # what the demo runs when the shipped weights file is missing
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ def choose_model(path: str | Path | None) -> AppModel:
         torch.manual_seed(0)
         net = Neuralizer(ModelConfig(channels=UNTRAINED_CHANNELS)).eval()
     what = (
-        f"**untrained network** (random weights, c={UNTRAINED_CHANNELS}): no trained model "
-        "ships yet, so results show how the app works, not what Neuralizer can do. "
+        f"**untrained network** (random weights, c={UNTRAINED_CHANNELS}): the shipped weights "
+        "file is missing, so results show how the app works, not what Neuralizer can do. "
         "Start the app with `--model FILE.safetensors` to use a checkpoint."
     )
     return AppModel(net, what, False)

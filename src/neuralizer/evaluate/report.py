@@ -35,16 +35,18 @@ pairs (unet).
 
 RUNNING = """## Running the real experiments
 
-Nothing below has been run yet: the shipped model is still training and the 2-core machine could
-not run the experiments alongside it. Each command resumes where it stopped when rerun. Times are
+Of the experiments below, only the shipped model's acceptance has been run with the trained
+model; experiments 1–3 have not (their U-Nets and the Neuralizer-unseen model need days of this
+2-core machine). Each command resumes where it stopped when rerun. Times are
 estimates from the smoke-synth run below, measured while training shared the two cores: a c=32
 Neuralizer forward pass at 96×96 took 3.4 s (B=2, L=1) to 8.5 s (B=2, L=32), an affine+B-spline
 atlas registration 2.9 s, a U-Net training step (B=8, c=16) 3 s. Expect less on an idle machine.
 
-1. Models. Neuralizer-seen is `training/shipped/best.safetensors` (`neuralizer train
-   configs/shipped.json`). Neuralizer-unseen is trained with the same recipe and budget with the
-   FLAIR-like modality held out: `neuralizer train configs/unseen-flair.json` (days, like the
-   shipped model).
+1. Models. Neuralizer-seen is the shipped model,
+   `src/neuralizer/weights/neuralizer-default.safetensors` (`neuralizer train
+   configs/shipped.json`; [model card](model-card.md)). Neuralizer-unseen is trained with the
+   same recipe and budget with the FLAIR-like modality held out: `neuralizer train
+   configs/unseen-flair.json` (days, like the shipped model).
 2. Task-specific U-Nets (Baseline-seen): trained on demand by experiment 1, one resumable job per
    task and n ∈ {1, 2, 4, 8, 16, 32, 512} under `runs/unet/exp1-baselines/`, each a fixed budget
    of 300 Adam steps of 8 pairs (c=16, 4 stages, lr 1e-3, no augmentation, no early stopping;

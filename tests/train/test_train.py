@@ -76,7 +76,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_parameters(tmp_path):
 
 def test_resume_refuses_another_config(tmp_path):
     train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=3)))
-    changed = TrainConfig.from_file(_config(tmp_path, "run", max_steps=3, lr=1e-3))
+    changed = TrainConfig.from_file(_config(tmp_path, "run", max_steps=3, seed=1))
     with pytest.raises(ValueError, match="different config"):
         train(changed, resume=True)
 

@@ -109,7 +109,8 @@ def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") 
     if path is None:
         if not DEFAULT_WEIGHTS.is_file():
             raise FileNotFoundError(
-                "this installation ships no trained model yet; pass the path of a checkpoint"
+                f"the shipped model's weights file is missing: {DEFAULT_WEIGHTS}; reinstall "
+                "neuralizer, or pass the path of a checkpoint"
             )
         path = DEFAULT_WEIGHTS
     tensors, metadata = read_checkpoint(path)

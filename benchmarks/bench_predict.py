@@ -6,6 +6,7 @@ runs in its own subprocess, so its peak resident memory is its own:
 
 - ``predict-e1`` / ``predict-e8``: ``predict_volume`` with ensemble 1 and 8, context already on the
   target's grid (``align="none"``), model loaded beforehand (load time reported separately);
+- ``predict-all-e1``: the same with ``axis="all"`` (coronal, axial and sagittal slices, averaged);
 - ``align``: the affine registration of the 8 context pairs alone (``align="affine"``'s extra cost).
 
     python benchmarks/bench_predict.py --output benchmarks/results/bench_predict.json
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 N_CONTEXT = 8
+KINDS = ("predict-e1", "predict-e8", "predict-all-e1", "align")
 STRUCTURES = (10, 49, 17, 53)  # thalamus and hippocampus, both sides
 
 
@@ -94,9 +96,10 @@ def worker(kind: str, args: argparse.Namespace) -> dict:
         align_context("affine", fixed, grid, pairs_in, pairs_out, discrete=True)
         seconds = time.perf_counter() - start
     else:
-        ensemble = int(kind.removeprefix("predict-e"))
+        axis = "all" if kind.startswith("predict-all") else "coronal"
+        ensemble = int(kind.rsplit("-e", 1)[1])
         start = time.perf_counter()
-        predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align="none")
+        predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align="none", axis=axis)
         seconds = time.perf_counter() - start
     return {
         "kind": kind,
@@ -115,14 +118,14 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
     parser.add_argument("--untrained", action="store_true", help="random c=32 weights")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--only", choices=("predict-e1", "predict-e8", "align"))
+    parser.add_argument("--only", choices=KINDS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args)))
         return
     results = []
-    for kind in [args.only] if args.only else ["predict-e1", "predict-e8", "align"]:
+    for kind in [args.only] if args.only else KINDS:
         command = [sys.executable, __file__, "--worker", kind]
         command += ["--untrained"] if args.untrained else []
         command += ["--model", args.model] if args.model else []

@@ -6,7 +6,7 @@ import pytest
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, ornt_transform
 
 import neuralizer
-from neuralizer.infer.volume import from_slices, to_slices
+from neuralizer.infer.volume import ALL_VIEWS, from_slices, fuse_views, to_slices
 
 from .conftest import (
     ContextMeanModel,
@@ -164,3 +164,27 @@ def test_seed_reproducibility_and_ensembles():
     scale = np.abs(np.asarray(a.prediction.dataobj)).max()
     within = np.abs(pa - pc) <= 3 * (sa + sc) + 1e-4 * scale
     assert within.mean() > 0.99
+
+
+def test_all_views_average_the_three_slice_directions(ras_reference):
+    ras, c_in, c_mask, run, _ = ras_reference
+    single = [neuralizer.predict_volume(ras, c_in, c_mask, axis=a, **run) for a in ALL_VIEWS]
+    fused = neuralizer.predict_volume(ras, c_in, c_mask, axis="all", **run)
+    assert fused.prediction.shape == ras.shape
+    assert np.array_equal(fused.prediction.affine, ras.affine)
+    mean = np.mean([np.asarray(r.probabilities.dataobj) for r in single], axis=0)
+    assert np.allclose(np.asarray(fused.probabilities.dataobj), mean, atol=1e-6)
+    assert np.array_equal(np.asarray(fused.prediction.dataobj), (mean >= 0.5).astype(np.uint8))
+    assert sum("slices" in s for s in fused.steps) == 3
+    with pytest.raises(ValueError, match="unknown axis"):
+        neuralizer.predict_volume(ras, c_in, c_mask, axis="oblique", **run)
+
+
+def test_fused_spread_is_the_spread_of_all_passes_pooled():
+    rng = np.random.default_rng(0)
+    passes = [rng.normal(v, 1 + v, size=(4, 2, 3)) for v in range(3)]  # 3 views, 4 passes each
+    per_view = [(p.mean(axis=0), p.std(axis=0)) for p in passes]
+    maps, spread = fuse_views(per_view)
+    pooled = np.concatenate(passes)
+    assert np.allclose(maps, pooled.mean(axis=0)) and np.allclose(spread, pooled.std(axis=0))
+    assert fuse_views([(m, None) for m, _ in per_view])[1] is None

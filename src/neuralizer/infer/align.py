@@ -37,16 +37,18 @@ def align_context(
     *,
     discrete: bool,
     seed: int = 0,
+    transforms: list | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each pair on ``grid``: (input C×X×Y×Z rescaled to [0, 1], output 1×X×Y×Z, user values).
 
     ``fixed`` is the target's first channel on ``grid`` (the registration's fixed image);
-    ``discrete`` outputs (masks, label maps) are resampled by nearest neighbour.
+    ``discrete`` outputs (masks, label maps) are resampled by nearest neighbour. ``transforms``
+    (world-space, from :func:`register_all`) skips the registration when given for "affine".
     """
     order_out = 0 if discrete else 1
     if mode == "none":
         transforms = [None] * len(context_in)
-    else:
+    elif transforms is None:
         transforms = register_all(fixed, grid.affine, context_in, seed=seed)
     pairs = []
     for pair_in, pair_out, transform in zip(context_in, context_out, transforms, strict=True):

@@ -50,7 +50,10 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="auto", choices=("auto", "segmentation", "image"))
     p.add_argument("--labels", nargs="+", help="label values to segment from label maps, or 'all'")
     p.add_argument("--align", default="affine", choices=("affine", "none"))
-    p.add_argument("--axis", default="coronal", choices=("coronal", "axial", "sagittal"))
+    p.add_argument(
+        "--axis", default="coronal", choices=("coronal", "axial", "sagittal", "all"),
+        help="slice direction of volumes; all: the three in turn, averaged (3x the time)",
+    )  # fmt: skip
     p.add_argument("--spacing", type=float, help="pixel size in mm of 2D images (default 1)")
     p.add_argument("--model", help="checkpoint (.safetensors); default: the shipped model")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from neuralizer.data.space import Grid, resample_to_grid
-from neuralizer.infer.align import align_context
+from neuralizer.infer.align import align_context, register_all
 from neuralizer.infer.api import (
     PredictResult,
     check_prediction_memory,
@@ -37,6 +37,8 @@ from neuralizer.model.limits import parse_memory
 from neuralizer.model.network import Neuralizer
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
+ALL_VIEWS = ("coronal", "axial", "sagittal")  # axis="all": coronal first, its grid registers
+VIEWS = (*AXES, "all")
 _MIN_OVERLAP = 0.2
 
 
@@ -111,7 +113,9 @@ def predict_volume(
             X×Y×Z×C with C ≤ 3, any orientation, resolution and intensity range.
         context_in, context_out: L volumes each (paths or images); each pair on one grid.
         model, task, labels, ensemble, seed, device: as in :func:`neuralizer.predict`.
-        axis: slice direction, "coronal" (the training default), "axial" or "sagittal".
+        axis: slice direction, "coronal" (the training default), "axial" or "sagittal"; or
+            "all": the three directions in turn (one registration), their maps averaged, which
+            is more accurate for small structures and takes three times the prediction time.
         align: "affine" (register each context input to the target; the default), or "none"
             (trust that the context already lies in the target's world space).
         batch_size: target slices per forward pass. progress: show a progress bar.
@@ -121,8 +125,8 @@ def predict_volume(
         :class:`PredictResult` whose ``prediction`` (and ``uncertainty``, ``probabilities``) are
         NIfTI images on the target's grid with its affine, qform/sform codes and header.
     """
-    if axis not in AXES:
-        raise ValueError(f"unknown axis {axis!r}; choose one of {tuple(AXES)}")
+    if axis not in VIEWS:
+        raise ValueError(f"unknown axis {axis!r}; choose one of {VIEWS}")
     EnsembleConfig(passes=ensemble)
     target_l = as_loaded(target, "target")
     c_in = [as_loaded(c, f"context_in[{i}]") for i, c in enumerate(context_in)]
@@ -134,26 +138,53 @@ def predict_volume(
     net = resolve_model(model, device)  # only after every check of the user's data
 
     voxel_size_mm, image_size = model_geometry(net)
-    grid = working_grid(target_l, voxel_size_mm, image_size, AXES[axis])
-    batch = min(batch_size, grid.shape[AXES[axis]])
-    check_prediction_memory(net, batch, len(c_in), image_size, limit)
-    target_work = rescale_channels(resample_channels(target_l, grid))
-    pairs = align_context(
-        mode, target_work[0], grid, c_in, c_out, discrete=plan.kind != "image", seed=seed
-    )
-    steps = [f"working grid {grid.shape} at {voxel_size_mm:g} mm (RAS), {axis} slices"]
+    views = ALL_VIEWS if axis == "all" else (axis,)
+    grids = [working_grid(target_l, voxel_size_mm, image_size, AXES[v]) for v in views]
+    for view, grid in zip(views, grids, strict=True):
+        batch = min(batch_size, grid.shape[AXES[view]])
+        check_prediction_memory(net, batch, len(c_in), image_size, limit)
+    works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
+    transforms = None  # world-space registrations, shared by every view
+    if mode == "affine":
+        transforms = register_all(works[0][0], grids[0].affine, c_in, seed=seed)
+    steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm (RAS), {v} slices"
+             for v, g in zip(views, grids, strict=True)]  # fmt: skip
     steps += [f"alignment: {mode}"]
-    maps, spread = _predict_on_grid(net, plan, target_work, pairs, AXES[axis], ensemble, seed,
-                                    batch_size, progress, limit)  # fmt: skip
-    reference = target_l.image
-    back, back_spread = (_to_target(m, grid, target_l) for m in (maps, spread))
+    per_view = []
+    for view, grid, target_work in zip(views, grids, works, strict=True):
+        discrete = plan.kind != "image"
+        pairs = align_context(mode, target_work[0], grid, c_in, c_out, discrete=discrete,
+                              seed=seed, transforms=transforms)  # fmt: skip
+        maps, spread = _predict_on_grid(net, plan, target_work, pairs, AXES[view], ensemble,
+                                        seed, batch_size, progress, limit)  # fmt: skip
+        per_view.append((_to_target(maps, grid, target_l), _to_target(spread, grid, target_l)))
+    back, back_spread = fuse_views(per_view)
     result, uncertainty, probabilities = plan.finish(np.clip(back, 0, 1), back_spread)
     steps.append(f"resampled back onto the target grid {target_l.spatial_shape}")
+    if len(views) > 1:
+        steps.append(f"averaged the {len(views)} views' maps")
     steps.append(f"{plan.kind}: {len(c_in)} context pairs, ensemble {ensemble}")
+    reference = target_l.image
     return PredictResult(
         nifti_like(result, reference), _nifti_or_none(uncertainty, reference),
         _nifti_or_none(probabilities, reference), plan.kind, plan.label_values, tuple(steps),
     )  # fmt: skip
+
+
+def fuse_views(
+    per_view: list[tuple[np.ndarray, np.ndarray | None]],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean maps of several views, and the s.d. over all their passes (None without ensembles).
+
+    Each view's K passes have mean m_v and s.d. s_v; pooled, the V·K passes have mean m = mean(m_v)
+    and variance mean(s_v² + m_v²) − m², the spread within views plus the spread between them.
+    """
+    maps = np.mean([m for m, _ in per_view], axis=0)
+    if per_view[0][1] is None:
+        return maps, None
+    second = np.mean([s.astype(np.float64) ** 2 + m.astype(np.float64) ** 2 for m, s in per_view],
+                     axis=0)  # fmt: skip
+    return maps, np.sqrt(np.maximum(second - maps.astype(np.float64) ** 2, 0)).astype(np.float32)
 
 
 def _to_target(maps: np.ndarray | None, grid: Grid, target: Loaded) -> np.ndarray | None:

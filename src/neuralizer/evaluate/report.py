@@ -45,8 +45,12 @@ atlas registration 2.9 s, a U-Net training step (B=8, c=16) 3 s. Expect less on 
 1. Models. Neuralizer-seen is the shipped model,
    `src/neuralizer/weights/neuralizer-default.safetensors` (`neuralizer train
    configs/shipped.json`; [model card](model-card.md)). Neuralizer-unseen is trained with the
-   same recipe and budget with the FLAIR-like modality held out: `neuralizer train
-   configs/unseen-flair.json` (days, like the shipped model).
+   same recipe and budget with the FLAIR-like modality held out, in two phases like the shipped
+   run's step-size schedule: `neuralizer train configs/unseen-flair.json` (lr 1e-4 up to step
+   10200; `--resume` continues an interrupted run), then the same command with `--resume` after
+   setting `"lr": 3e-05` and `"max_steps": 11046` in the config (about 15 hours of 2-core CPU in
+   all, like the shipped model). The config carries the shipped run's final recipe (task
+   weights, weight average) from step 1, where the shipped run adopted them along the way.
 2. Task-specific U-Nets (Baseline-seen): trained on demand by experiment 1, one resumable job per
    task and n ∈ {1, 2, 4, 8, 16, 32, 512} under `runs/unet/exp1-baselines/`, each a fixed budget
    of 300 Adam steps of 8 pairs (c=16, 4 stages, lr 1e-3, no augmentation, no early stopping;

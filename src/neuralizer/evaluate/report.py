@@ -247,14 +247,33 @@ def acceptance_table(rows: list[dict]) -> list[str]:
     return _table(["criterion", "model", "value", "bar", "result"], body)
 
 
+#: Rows made by a script rather than an evaluation configuration.
+SCRIPTED = {
+    "slice-directions": (
+        ".venv/bin/python scripts/slice_directions.py",
+        """
+> **Slice direction of 3D prediction** (`predict_volume(..., axis=...)`, `--axis`). The shipped
+> model segments five deep structures of 4 test subjects from 4 registered examples (other test
+> subjects), once per slice direction; `neuralizer-all` averages the three directions'
+> probabilities (`--axis all`). The model was trained on coronal slices only. `seconds` is the
+> time of one whole-volume prediction (for `all`, the sum of the three).
+""",
+    ),
+}
+
+
 def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[str]:
     out = [f"## {name}", ""]
     if name.startswith("smoke"):
         out += [SMOKE_NOTES.get(name, SMOKE_NOTES["smoke"]).strip(), ""]
-    command = SMOKE_COMMANDS.get(
-        name, f"neuralizer evaluate configs/eval/{name}.json --examples docs/img"
-    )
-    out += [f"Command: `{command}` (configuration `configs/eval/{name}.json`)", ""]
+    if name in SCRIPTED:
+        command, note = SCRIPTED[name]
+        out += [note.strip(), "", f"Command: `{command}`", ""]
+    else:
+        command = SMOKE_COMMANDS.get(
+            name, f"neuralizer evaluate configs/eval/{name}.json --examples docs/img"
+        )
+        out += [f"Command: `{command}` (configuration `configs/eval/{name}.json`)", ""]
     if name.startswith(ACCEPTANCE_PREFIX):
         out += ["Acceptance of the shipped model (issue 6):", ""] + acceptance_table(rows) + [""]
     out += score_table(rows) + relative_table(rows)

@@ -10,7 +10,9 @@ import pytest
 
 from neuralizer.cli import main
 from neuralizer.evaluate import EvalConfig, run
+from neuralizer.evaluate.report import make_page
 from neuralizer.evaluate.results import read_rows, row_key, write_rows
+from neuralizer.evaluate.run import unet_summaries_path
 from neuralizer.evaluate.smoke import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +54,20 @@ def test_smoke_run_makes_every_row_once_in_under_a_minute_on_two_cores(smoke):
         )
     mean_rows = [r for r in rows if r["method"] == "mean" and r["task"] == "skull_stripping"]
     assert min(float(r["value"]) for r in mean_rows) > 0.5  # phantom brains overlap
+
+
+def test_every_trained_unet_leaves_its_summary_beside_the_results(smoke):
+    config, _, _ = smoke
+    summaries = json.loads(unet_summaries_path(config).read_text())
+    expected = {f"{t}-0-n{n}" for t in config.tasks for n in config.unet.train_sizes}
+    assert set(summaries) == expected
+    for name, summary in summaries.items():
+        assert summary["step"] == summary["budget"]["steps"] == config.unet.steps
+        assert summary["n_train"] == int(name.rsplit("-n", 1)[1]) and summary["seconds"] > 0
+    page = make_page([config.output], figures=False)  # the results page lists their budgets
+    for name, summary in summaries.items():
+        steps = f"{summary['step']} × {config.unet.batch_size}"
+        assert f"| {name} | {summary['n_train']} | {steps} |" in page
 
 
 def test_rerun_redoes_exactly_the_deleted_rows(smoke):

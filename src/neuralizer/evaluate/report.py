@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -298,7 +299,25 @@ def make_page(csvs: list[str], figures: bool = True) -> str:
     for name, rows in sorted(rows_by_experiment(csvs).items()):
         figure = f"img/{name}-scores.png" if figures else None
         lines += experiment_section(name, rows, figure)
+        lines += unet_table(csvs, name)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def unet_table(csvs: list[str], name: str) -> list[str]:
+    """The trained U-Nets' budgets, from ``<name>-unet.json`` beside the CSVs (none: [])."""
+    paths = [Path(c).with_name(f"{name}-unet.json") for c in csvs]
+    found = [p for p in paths if p.is_file()]
+    if not found:
+        return []
+    summaries = json.loads(found[0].read_text())
+    head = ["U-Net job", "training pairs", "steps × batch", "threads", "seconds", "last loss"]
+    rows = []
+    for job, s in summaries.items():
+        steps = f"{s['step']} × {s['budget']['batch_size']}"
+        threads, seconds = str(s["budget"]["threads"]), f"{s['seconds']:.0f}"
+        rows.append([job, str(s["n_train"]), steps, threads, seconds, f"{s['loss']:.4f}"])
+    intro = f"The U-Nets of this experiment, trained by it (`{found[0].name}`):"
+    return [intro, ""] + _table(head, rows) + [""]
 
 
 def rows_by_experiment(csvs: list[str]) -> dict[str, list[dict]]:

@@ -9,6 +9,7 @@ the target's input unchanged (image tasks), atlas propagation and the task-speci
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from neuralizer.evaluate.results import append_rows, exclusive, read_rows, row_k
 from neuralizer.evaluate.sets import Instance, build_instances
 from neuralizer.evaluate.unet import train_unet
 from neuralizer.infer.ensemble import EnsembleConfig, run_ensemble
+from neuralizer.model.checkpoint import write_atomically
 
 #: predict(instance, n, targets) -> len(targets)×1×H×W raw predictions
 Predictor = Callable[[Instance, int, list[int]], np.ndarray]
@@ -89,15 +91,33 @@ def unet_predictor(config: EvalConfig) -> Predictor:
 
     @torch.inference_mode(False)
     def predict(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
-        job = Path(config.unet.run_dir) / config.name / f"{inst.task}-{inst.index}-n{n}"
+        name = f"{inst.task}-{inst.index}-n{n}"
+        job = Path(config.unet.run_dir) / config.name / name
         model = train_unet(
             job, inst.pool_in[:n], inst.pool_out[:n], inst.segmentation_like, config.unet,
             seed=config.seed,
         )  # fmt: skip
+        record_unet_summary(unet_summaries_path(config), name, job / "summary.json")
         with torch.inference_mode():
             return model(torch.from_numpy(inst.target_in[targets])).numpy()
 
     return predict
+
+
+def unet_summaries_path(config: EvalConfig) -> Path:
+    """``<output folder>/<name>-unet.json``: every trained U-Net's summary, kept beside the
+    results (the jobs' own folders, with their weights, are not committed)."""
+    return Path(config.output).with_name(f"{config.name}-unet.json")
+
+
+def record_unet_summary(path: Path, name: str, summary: Path) -> None:
+    """Add (or refresh) job ``name``'s ``summary.json`` in the summaries file ``path``."""
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    entry = json.loads(summary.read_text())
+    if known.get(name) != entry:
+        known[name] = entry
+        text = json.dumps(dict(sorted(known.items())), indent=1) + "\n"
+        write_atomically(path, text.encode())
 
 
 def make_predictors(config: EvalConfig, methods: Sequence[str]) -> dict[str, Predictor]:

@@ -263,7 +263,9 @@ SCRIPTED = {
 }
 
 
-def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[str]:
+def experiment_section(
+    name: str, rows: list[dict], figure: str | None, page_dir: Path = Path("docs")
+) -> list[str]:
     out = [f"## {name}", ""]
     if name.startswith("smoke"):
         out += [SMOKE_NOTES.get(name, SMOKE_NOTES["smoke"]).strip(), ""]
@@ -288,17 +290,19 @@ def experiment_section(name: str, rows: list[dict], figure: str | None) -> list[
         if relative_rows(rows)[0]:
             relative = figure.replace("-scores.png", "-relative.png")
             out += [f"![{name}: relative to the all-data U-Net]({relative})", ""]
-        out += [f"![{name}: one prediction per task and method]({examples})"]
+        if (page_dir / examples).is_file():  # made by a full run's --examples, not per row
+            out += [f"![{name}: one prediction per task and method]({examples})"]
     return out + [""]
 
 
-def make_page(csvs: list[str], figures: bool = True) -> str:
-    """The Markdown page for the rows of ``csvs`` (``figures``: link ``img/<name>-scores.png``)."""
+def make_page(csvs: list[str], figures: bool = True, page_dir: str | Path = "docs") -> str:
+    """The Markdown page for the rows of ``csvs`` (``figures``: link ``img/<name>-scores.png``),
+    to be written into ``page_dir`` (where the linked example grids are looked for)."""
     lines = [HEADER.format(csvs=" ".join(csvs)).strip(), "", RUNNING.strip(), ""]
     lines += [METHODS.strip(), ""]
     for name, rows in sorted(rows_by_experiment(csvs).items()):
         figure = f"img/{name}-scores.png" if figures else None
-        lines += experiment_section(name, rows, figure)
+        lines += experiment_section(name, rows, figure, Path(page_dir))
         lines += unet_table(csvs, name)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -395,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in sorted(rows_by_experiment(args.csvs).items()):
         if name.startswith(ACCEPTANCE_PREFIX):
             print("\n".join([f"{name}:", *acceptance_table(rows)]))
-    write_atomically(args.output, make_page(args.csvs, figures=bool(args.figures)).encode())
+    page = make_page(args.csvs, figures=bool(args.figures), page_dir=Path(args.output).parent)
+    write_atomically(args.output, page.encode())
     return 0
 
 

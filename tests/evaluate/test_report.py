@@ -40,3 +40,21 @@ def test_relative_scores_divide_by_the_all_data_unet_of_the_same_instance(tmp_pa
     no_unet = [r for r in rows if r["method"] != "unet"]
     assert relative_rows(no_unet) == ([], 0) and not plot_relative(no_unet, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_the_report_reads_a_csv_being_appended_to_without_touching_it(tmp_path):
+    from neuralizer.evaluate.results import COLUMNS, write_rows
+
+    def row(target: int) -> dict:
+        return {**{c: "x" for c in COLUMNS}, "experiment": "live", "method": "mean",
+                "task": "denoising", "n_context": "1", "target": str(target), "metric": "psnr",
+                "value": "20.0", "label": "", "seconds": "1"}  # fmt: skip
+
+    path = tmp_path / "live.csv"
+    write_rows(path, [row(0), row(1)])
+    with open(path, "a") as f:
+        f.write("live,mean,denoi")  # another process is in the middle of appending a row
+    before = path.read_bytes()
+    page = make_page([str(path)], figures=False, page_dir=tmp_path)
+    assert path.read_bytes() == before
+    assert "20.000 ± 0.000 (2)" in page

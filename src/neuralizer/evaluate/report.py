@@ -54,10 +54,14 @@ atlas registration 2.9 s, a U-Net training step (B=8, c=16) 3 s. Expect less on 
    weights, weight average) from step 1, where the shipped run adopted them along the way.
 2. Task-specific U-Nets (Baseline-seen): trained on demand by experiment 1, one resumable job per
    task and n ∈ {1, 2, 4, 8, 16, 32, 512} under `runs/unet/exp1-baselines/`, each a fixed budget
-   of 300 Adam steps of 8 pairs (c=16, 4 stages, lr 1e-3, no augmentation, no early stopping;
-   about 5–15 minutes each on 2 cores, 28 jobs: up to 7 hours). To train them ahead:
-   `neuralizer evaluate configs/eval/exp1-baselines.json --methods unet`. Their budgets and
-   seconds are in each job's `summary.json`.
+   of 2000 Adam steps of 8 pairs (c=16, 4 stages, lr 1e-3, no augmentation, no early stopping;
+   about 5 minutes each on an idle 2-core machine, 28 jobs: about 2.5 hours; the first budget,
+   300 steps, took only 42 s a job and was raised to the intended 5 minutes before any result
+   was kept). To train them ahead: `neuralizer evaluate configs/eval/exp1-baselines.json
+   --methods unet`; an interrupted run keeps its finished jobs' rows and resumes the job in
+   progress from its last checkpoint under `runs/` (not committed: a fresh clone redoes it).
+   Each job's budget, seconds and last loss are listed with the experiment below (from
+   `docs/results/exp1-baselines-unet.json`).
 3. Evaluations (about 70 min in all at the loaded-machine speed above, U-Net training excluded;
    the per-row `seconds` column of each CSV records the real cost):
    - `neuralizer evaluate configs/eval/exp1-baselines.json --examples docs/img`
@@ -328,7 +332,7 @@ def rows_by_experiment(csvs: list[str]) -> dict[str, list[dict]]:
     """Experiment name -> its rows, over all ``csvs``."""
     out: dict[str, list[dict]] = defaultdict(list)
     for path in csvs:
-        for row in read_rows(path):
+        for row in read_rows(path, repair=False):  # read-only: a run may be appending
             out[row["experiment"]].append(row)
     return out
 

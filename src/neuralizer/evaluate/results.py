@@ -30,8 +30,9 @@ def row_key(row: dict) -> tuple[str, ...]:
     return tuple(str(row[k]) for k in KEY)
 
 
-def read_rows(path: str | Path) -> list[dict[str, str]]:
-    """Complete rows of a results CSV (none if it does not exist); repairs a torn last line."""
+def read_rows(path: str | Path, *, repair: bool = True) -> list[dict[str, str]]:
+    """Complete rows of a results CSV (none if it does not exist); ``repair``: rewrite the file
+    without a torn last line or duplicates (only the run that holds the file's lock may)."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -48,7 +49,7 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
         ):
             unique.setdefault(row_key(r), r)  # a duplicate (two runs at once) keeps the first
     good = list(unique.values())
-    if torn or len(good) != len(rows):
+    if repair and (torn or len(good) != len(rows)):
         write_rows(path, good)
     return good
 

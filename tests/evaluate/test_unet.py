@@ -1,6 +1,8 @@
+import dataclasses
 import json
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -33,3 +35,16 @@ def test_interrupted_job_resumes_to_the_same_weights(tmp_path):
     assert set(load_file(tmp_path / "cut" / "model.safetensors")) == set(whole.state_dict())
     files = {p.suffix for p in (tmp_path / "cut").iterdir()}
     assert files <= {".json", ".safetensors"}  # nothing pickled
+
+
+def test_a_finished_job_is_reused_only_for_its_own_pairs_and_budget(tmp_path):
+    x, y = _data()
+    budget = UNetBudget(steps=2, batch_size=2, channels=4, stages=3, checkpoint_every=2, threads=1)
+    first = train_unet(tmp_path / "job", x, y, True, budget)
+    again = train_unet(tmp_path / "job", x, y, True, dataclasses.replace(budget, threads=2))
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="other pairs or with another budget"):
+        train_unet(tmp_path / "job", x[::-1].copy(), y[::-1].copy(), True, budget)
+    with pytest.raises(ValueError, match="other pairs or with another budget"):
+        train_unet(tmp_path / "job", x, y, True, dataclasses.replace(budget, steps=4))

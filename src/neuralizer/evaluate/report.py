@@ -110,6 +110,10 @@ METHODS = """## How the numbers are made
   replacement from the context and a small affine on the target, inverted on the output.
 - Experiment 3 segments, one at a time, the largest labels of the target slice of atlases that
   no model was trained on (SPEC §6): every Neuralizer row there is "unseen protocol".
+- Experiments 1 and 2 segment the largest label of the drawn protocol in the drawn slice
+  (`per_class: 1`), so that the structure shows in every target: a small label drawn at random
+  (the first draw was the occipital pole, absent from 2 of the 4 target slices) turns Dice into
+  a coin toss between 0 and 1 (an empty prediction of an empty truth scores 1).
 """
 
 SMOKE_NOTES = {

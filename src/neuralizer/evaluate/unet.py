@@ -61,6 +61,10 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+#: the budget fields that make a trained U-Net what it is (not where or on how many threads)
+_RECIPE = ("steps", "batch_size", "channels", "stages", "lr")
+
+
 def fingerprint(inputs: np.ndarray, outputs: np.ndarray) -> str:
     """Short hash of a training set (a job refuses to resume on other data)."""
     h = hashlib.sha256(np.ascontiguousarray(inputs, np.float32).tobytes())
@@ -112,12 +116,18 @@ def train_unet(
     """
     job = Path(job)
     model = _new_model(budget, seed)
+    data = fingerprint(inputs, outputs)
     if (job / "model.safetensors").is_file():
+        summary = json.loads((job / "summary.json").read_text())
+        trained_with = {k: summary["budget"][k] for k in _RECIPE}
+        if summary["data"] != data or trained_with != {k: getattr(budget, k) for k in _RECIPE}:
+            raise ValueError(
+                f"{job} was trained on other pairs or with another budget: delete it to retrain"
+            )
         model.load_state_dict(load_file(job / "model.safetensors"))
         return model.eval()
     torch.set_num_threads(budget.threads)
     optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr)
-    data = fingerprint(inputs, outputs)
     state = {"step": 0, "seconds": 0.0, "data": data, "n_train": len(inputs), "loss": None}
     if (job / "latest.safetensors").is_file():
         state = _load_progress(job, model, optimizer)

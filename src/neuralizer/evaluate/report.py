@@ -36,9 +36,11 @@ pairs (unet).
 
 RUNNING = """## Running the real experiments
 
-Of the experiments below, only the shipped model's acceptance has been run with the trained
-model; experiments 1–3 have not (their U-Nets and the Neuralizer-unseen model need days of this
-2-core machine). Each command resumes where it stopped when rerun. Times are
+Of the experiments below, the shipped model's acceptance and the slice-direction comparison
+have been run with the trained model; experiments 1–3 have not, except the first task-specific
+U-Nets of experiment 1 (its section shows their rows alone, so far); the Neuralizer-unseen model
+still needs about 15 hours of this 2-core machine. Each command resumes where it stopped when
+rerun. Times are
 estimates from the smoke-synth run below, measured while training shared the two cores: a c=32
 Neuralizer forward pass at 96×96 took 3.4 s (B=2, L=1) to 8.5 s (B=2, L=32), an affine+B-spline
 atlas registration 2.9 s, a U-Net training step (B=8, c=16) 3 s. Expect less on an idle machine.
@@ -293,13 +295,15 @@ def experiment_section(
     if any(r["label"] for r in rows):
         out += ["", "Per segmentation class:", ""] + breakdown_table(rows, "label")
     if figure:
-        examples = figure.replace("-scores.png", "-examples.png")
-        out += ["", f"![{name}: score against n]({figure})", ""]
+        pictures = [f"![{name}: score against n]({figure})"]
         if relative_rows(rows)[0]:
             relative = figure.replace("-scores.png", "-relative.png")
-            out += [f"![{name}: relative to the all-data U-Net]({relative})", ""]
+            pictures.append(f"![{name}: relative to the all-data U-Net]({relative})")
+        examples = figure.replace("-scores.png", "-examples.png")
         if (page_dir / examples).is_file():  # made by a full run's --examples, not per row
-            out += [f"![{name}: one prediction per task and method]({examples})"]
+            pictures.append(f"![{name}: one prediction per task and method]({examples})")
+        for picture in pictures:
+            out += ["", picture]
     return out + [""]
 
 

@@ -19,18 +19,17 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
 
 import neuralizer
 from neuralizer.data.register import resample_with_transform
 from neuralizer.data.space import Grid
 from neuralizer.data.subjects import SynthConfig, SynthSliceSource
+from neuralizer.evaluate.metrics import score
 from neuralizer.evaluate.results import write_rows
 from neuralizer.infer.align import register_all
 from neuralizer.infer.checks import as_loaded
 from neuralizer.infer.volume import ALL_VIEWS
 from neuralizer.model.checkpoint import write_atomically
-from neuralizer.tasks.losses import dice_score
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "slice-directions"
@@ -46,8 +45,7 @@ STRUCTURES = {
 
 
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    as_t = [torch.from_numpy(np.asarray(a, np.float32))[None, None] for a in (pred, truth)]
-    return float(dice_score(*as_t)[0])
+    return float(score(pred[None, None], truth[None, None], segmentation_like=True)[0])
 
 
 def _row(target: int, method: str, label: str, value: float, seconds: float) -> dict:

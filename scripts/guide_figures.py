@@ -15,16 +15,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from neuralizer.data.space import coronal_view
 from neuralizer.infer.presets import preset_context
 from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, write_atomically
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "img"
 TARGET = 8  # test-split subject used as "the user's scan"
 N_CONTEXT = 4
-
-
-def _coronal(volume: np.ndarray, y: int) -> np.ndarray:
-    return np.asarray(volume, np.float32)[:, y, :].T[::-1]
 
 
 def _figure(rows: list[tuple[str, list[tuple[str, np.ndarray | None, bool]]]], path: Path) -> None:
@@ -75,14 +72,14 @@ def volume_tasks(model) -> None:
         if model is not None:
             image = nib.Nifti1Image(target, source.grid.affine)
             predicted = predict_volume(image, c_in, c_out, model=model)  # registered (default)
-            result = _coronal(predicted.prediction.dataobj, y)
+            result = coronal_view(predicted.prediction.dataobj, y)
         mask = name not in ("denoise",)
         rows.append((name, [
-            ("target_in", _coronal(target, y), False),
-            ("context_in[0]", _coronal(c_in[0].data[0], y), False),
-            ("context_out[0]", _coronal(c_out[0].data[0], y), mask),
+            ("target_in", coronal_view(target, y), False),
+            ("context_in[0]", coronal_view(c_in[0].data[0], y), False),
+            ("context_out[0]", coronal_view(c_out[0].data[0], y), mask),
             ("prediction", result, mask),
-            ("truth", _coronal(truth, y), mask),
+            ("truth", coronal_view(truth, y), mask),
         ]))  # fmt: skip
     _figure(rows, OUT / "guide-volume-tasks.png")
 

@@ -22,9 +22,9 @@ import numpy as np
 
 import neuralizer
 from neuralizer.data.register import resample_with_transform
-from neuralizer.data.space import Grid
+from neuralizer.data.space import Grid, coronal_view
 from neuralizer.data.subjects import SynthConfig, SynthSliceSource
-from neuralizer.evaluate.metrics import score
+from neuralizer.evaluate.metrics import dice
 from neuralizer.evaluate.results import write_rows
 from neuralizer.infer.align import register_all
 from neuralizer.infer.checks import as_loaded
@@ -42,10 +42,6 @@ STRUCTURES = {
     "putamen": (12, 51),
     "lateral-ventricle": (4, 43),
 }
-
-
-def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    return float(score(pred[None, None], truth[None, None], segmentation_like=True)[0])
 
 
 def _row(target: int, method: str, label: str, value: float, seconds: float) -> dict:
@@ -95,10 +91,10 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 total += seconds
                 maps.append(np.asarray(result.probabilities.dataobj))
-                value = _dice(maps[-1] >= 0.5, gt)
+                value = dice(maps[-1] >= 0.5, gt)
                 rows.append(_row(t, f"neuralizer-{axis}", label, value, seconds))
             fused = np.mean(maps, axis=0)
-            rows.append(_row(t, "neuralizer-all", label, _dice(fused >= 0.5, gt), total))
+            rows.append(_row(t, "neuralizer-all", label, dice(fused >= 0.5, gt), total))
             print(t, label, *(r["value"] for r in rows[-4:]), flush=True)
             if example is None:
                 example = (np.asarray(target.dataobj), gt, [*maps, fused])
@@ -114,16 +110,14 @@ def _figure(image: np.ndarray, truth: np.ndarray, maps: list[np.ndarray], path: 
 
     y = int(np.argmax(truth.sum(axis=(0, 2))))  # the coronal slice with most of the structure
 
-    def cut(a):
-        return np.asarray(a, np.float32)[:, y, :].T[::-1]
-
     titles = ["truth", *(f"{a} slices" for a in ALL_VIEWS), "all (mean)"]
     panels = [truth, *(m >= 0.5 for m in maps)]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.8))
     for ax, title, mask in zip(axes, titles, panels, strict=True):
-        ax.imshow(cut(image), cmap="gray")
-        ax.imshow(np.ma.masked_where(cut(mask) < 0.5, cut(mask)), cmap="autumn", alpha=0.6)
-        ax.contour(cut(truth), levels=[0.5], colors="cyan", linewidths=0.6)
+        ax.imshow(coronal_view(image, y), cmap="gray")
+        view = coronal_view(mask, y)
+        ax.imshow(np.ma.masked_where(view < 0.5, view), cmap="autumn", alpha=0.6)
+        ax.contour(coronal_view(truth, y), levels=[0.5], colors="cyan", linewidths=0.6)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.suptitle("thalamus, test subject 0, 4 examples (cyan: truth outline)", fontsize=9)

@@ -25,6 +25,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from neuralizer.data.space import coronal_view
 from neuralizer.infer.presets import PRESETS
 from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load, write_atomically
 from neuralizer.model.network import ModelConfig, Neuralizer
@@ -188,11 +189,6 @@ def run_demo(
     return rows
 
 
-def _coronal(volume: np.ndarray, y: int) -> np.ndarray:
-    """Coronal slice ``y`` of an X×Y×Z RAS volume, superior up."""
-    return np.rot90(volume[:, y, :])
-
-
 def _figure(path: Path, panels: list, title: str) -> None:
     import matplotlib
 
@@ -207,7 +203,7 @@ def _figure(path: Path, panels: list, title: str) -> None:
         weight = truth.sum(axis=(0, 2)) if task.segmentation else (volumes[0] > 0).sum(axis=(0, 2))
         y = int(np.argmax(weight)) if task.segmentation else int(np.median(np.flatnonzero(weight)))
         for ax, volume, name in zip(row, volumes, titles, strict=True):
-            ax.imshow(np.clip(_coronal(volume, y), 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(np.clip(coronal_view(volume, y), 0, 1), cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{task.name}: {name}" if name == "scan" else name, fontsize=9)
             ax.axis("off")
     figure.suptitle(title)

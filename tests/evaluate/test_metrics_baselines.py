@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from neuralizer.evaluate.baselines import fuse, mean_baseline, propagate
-from neuralizer.evaluate.metrics import score
+from neuralizer.evaluate.metrics import dice, score
 from neuralizer.tasks.phantom import phantom_subject
 
 
@@ -14,6 +14,16 @@ def test_dice_on_hand_made_masks_thresholds_clamped_raw_output():
     pred[1, :, :2] = 0.49  # below the threshold: empty prediction, Dice 0
     assert score(pred, target, True) == pytest.approx([2 / 3, 0.0])
     assert score(np.zeros_like(target), np.zeros_like(target), True) == pytest.approx([1.0, 1.0])
+
+
+def test_dice_of_one_volume_of_booleans():
+    truth = np.zeros((3, 4, 5), bool)
+    truth[0] = True  # 20 voxels
+    pred = np.zeros_like(truth)
+    pred[0, :2] = True  # 10 voxels, all inside: Dice = 2*10 / 30
+    assert dice(pred, truth) == pytest.approx(2 / 3)
+    assert dice(~truth, truth) == 0.0
+    assert dice(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
 
 
 def test_psnr_on_hand_made_images_clamps_to_unit_range():

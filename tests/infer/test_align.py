@@ -5,16 +5,13 @@ import nibabel as nib
 import numpy as np
 
 import neuralizer
+from neuralizer.evaluate.metrics import dice
 from neuralizer.infer.checks import choose_alignment
 
 from .conftest import ContextMeanModel, oracle, phantom_volume, ras_affine
 from .test_volume import reorient
 
 SHAPE = (40, 46, 40)
-
-
-def _dice(a, b):
-    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
 
 
 def test_affine_alignment_recovers_a_far_reoriented_context():
@@ -29,7 +26,7 @@ def test_affine_alignment_recovers_a_far_reoriented_context():
     result = neuralizer.predict_volume(target, [c_in], [c_out], model=model)
     assert "alignment: affine" in result.steps
     predicted = np.asarray(result.prediction.dataobj) > 0
-    assert _dice(predicted, labels == 7) > 0.8
+    assert dice(predicted, labels == 7) > 0.8
 
 
 def test_affine_is_the_default_even_on_a_shared_grid():
@@ -46,7 +43,7 @@ def test_affine_is_the_default_even_on_a_shared_grid():
         kwargs = {} if align == "affine" else {"align": "none"}
         result = neuralizer.predict_volume(target, [c_in], [c_out], model=model, **kwargs)
         assert f"alignment: {align}" in result.steps
-        scores[align] = _dice(np.asarray(result.prediction.dataobj) > 0, labels == 7)
+        scores[align] = dice(np.asarray(result.prediction.dataobj) > 0, labels == 7)
     assert scores["affine"] > 0.8 > scores["none"], scores
     assert choose_alignment("none") == "none"
 

@@ -10,8 +10,9 @@ import torch
 
 import neuralizer
 from neuralizer.cli import main
+from neuralizer.evaluate.metrics import dice
 from neuralizer.model.checkpoint import DEFAULT_WEIGHTS
-from neuralizer.tasks.losses import dice_score, psnr
+from neuralizer.tasks.losses import psnr
 
 from .test_volume import reorient
 
@@ -44,11 +45,6 @@ def _nifti(subjects, index: int, key: str, path=None) -> nib.Nifti1Image:
     if path is not None:
         nib.save(image, path)
     return image
-
-
-def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    as_t = [torch.from_numpy(np.array(a, np.float32))[None, None] for a in (pred, truth)]
-    return float(dice_score(*as_t)[0])
 
 
 @pytest.mark.slow
@@ -84,7 +80,7 @@ def test_cli_segments_deep_structures_from_four_deformed_subjects(shipped, subje
         argv = ["predict", "-i", str(tmp_path / "target.nii.gz"), "-o", str(out),
                 "--context-in", *c_in, "--context-out", *c_out, "--axis", "all"]  # fmt: skip
         assert main(argv) == 0
-        scores[name] = _dice(np.asarray(nib.load(out).dataobj), np.isin(truth, values))
+        scores[name] = dice(np.asarray(nib.load(out).dataobj), np.isin(truth, values))
     assert max(scores.values()) >= 0.75, scores
 
 
@@ -103,5 +99,5 @@ def test_preset_skullstrip_on_a_synthetic_test_head(shipped, subjects, tmp_path)
     assert main(argv) == 0
     result = nib.load(out)
     assert np.array_equal(result.affine, head.affine) and result.shape == head.shape
-    value = _dice(np.asarray(result.dataobj), np.asarray(mask.dataobj))
+    value = dice(np.asarray(result.dataobj), np.asarray(mask.dataobj))
     assert value >= 0.9, f"skull-strip Dice {value:.3f}"

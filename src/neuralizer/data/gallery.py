@@ -8,15 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from neuralizer.data.render import render, sample_profile
+from neuralizer.data.space import coronal_view
 from neuralizer.data.subjects import SynthConfig, SynthSliceSource, cached_anatomy
 from neuralizer.model.checkpoint import write_atomically
 
 _CONTRASTS = (("t1", False), ("t2", False), ("pd", False), ("flair", False), ("synthetic", False),
               ("t1", True), ("t2", True), ("synthetic", True))  # fmt: skip
-
-
-def _coronal(volume: np.ndarray, y: int) -> np.ndarray:
-    return volume[:, y, :].T[::-1]
 
 
 def make_gallery(
@@ -38,11 +35,10 @@ def make_gallery(
     source = SynthSliceSource("train", n_subjects, config, cache_dir=cache_dir)
     anatomy = cached_anatomy(config, source.cache_dir)
     y = int(round(np.mean(np.flatnonzero(np.isin(anatomy.tissue, (5, 8)).any(axis=(0, 2))))))
-    panels = [(f"image: {k}", _coronal(v, y), "gray") for k, v in anatomy.images.items()]
-    panels.append(("tissue classes", _coronal(anatomy.tissue, y), "nipy_spectral"))
-    panels += [
-        (f"labels: {k}", _coronal(v, y) % 64, "nipy_spectral") for k, v in anatomy.labels.items()
-    ]
+    panels = [(f"image: {k}", coronal_view(v, y), "gray") for k, v in anatomy.images.items()]
+    panels.append(("tissue classes", coronal_view(anatomy.tissue, y), "nipy_spectral"))
+    for name, labels in anatomy.labels.items():
+        panels.append((f"labels: {name}", coronal_view(labels, y) % 64, "nipy_spectral"))
     n_cols = max(len(panels), 3 + len(_CONTRASTS))
     fig, axes = plt.subplots(1 + n_subjects, n_cols, figsize=(1.6 * n_cols, 1.8 * (1 + n_subjects)))
     for ax, (title, image, cmap) in zip(axes[0], panels, strict=False):

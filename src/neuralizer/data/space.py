@@ -32,6 +32,11 @@ class Grid:
         return float(abs(self.affine[0, 0]))
 
 
+def coronal_view(volume, y: int) -> np.ndarray:
+    """Coronal slice ``y`` of an X×Y×Z RAS volume for display: float32, superior up, left left."""
+    return np.asarray(volume, np.float32)[:, y, :].T[::-1]
+
+
 def common_grid(voxel_size_mm: float = 1.0) -> Grid:
     """The paper's 192×224×192 mm MNI crop at ``voxel_size_mm`` (1 → 192×224×192, 2 → 96×112×96)."""
     # 0.25 mm: a 768×896×768 grid already; smaller sizes are typos that would exhaust memory.

@@ -22,3 +22,9 @@ def score(raw_pred, target, segmentation_like: bool) -> np.ndarray:
     target = torch.as_tensor(np.asarray(target, np.float32))
     metric = dice_score if segmentation_like else psnr
     return metric(pred, target).numpy().astype(np.float64)
+
+
+def dice(pred, truth) -> float:
+    """Dice (threshold 0.5) of one mask of any shape — a slice or a whole volume."""
+    pred, truth = (np.asarray(a, np.float32)[None, None] for a in (pred, truth))
+    return float(score(pred, truth, segmentation_like=True)[0])

@@ -81,10 +81,12 @@ def test_resume_refuses_another_config(tmp_path):
         train(changed, resume=True)
 
 
-def test_resume_accepts_new_micro_batching(tmp_path):
+def test_resume_accepts_new_micro_batching_and_threads(tmp_path):
     train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=3)))
     faster = _config(tmp_path, "run", max_steps=5, micro_batch_size=4, micro_batch_members=4)
     assert train(TrainConfig.from_file(faster), resume=True).step == 5
+    more_threads = _config(tmp_path, "run", max_steps=6, micro_batch_size=4, threads=2)
+    assert train(TrainConfig.from_file(more_threads), resume=True).step == 6
 
 
 def test_a_new_training_mix_on_resume_keeps_the_validation_set(tmp_path):

@@ -88,7 +88,8 @@ def _autocast(device: torch.device):
 #: on at a resume, the average starts from that step's weights); ``train_task_weights`` changes
 #: the training mix from that step on, a curriculum (the validation set keeps ``task_weights``);
 #: ``lr`` sets Adam's step size from that step on (a step-down once validation has levelled off;
-#: Adam's moment estimates carry over).
+#: Adam's moment estimates carry over); ``threads`` is speed only (e.g. one thread while an
+#: evaluation shares the machine, two once it is alone).
 RESUME_MAY_CHANGE = (
     "max_steps",
     "lr",
@@ -96,6 +97,7 @@ RESUME_MAY_CHANGE = (
     "micro_batch_members",
     "ema_decay",
     "train_task_weights",
+    "threads",
 )
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 import neuralizer
 from neuralizer.app.core import AppModel, choose_model, output_name
@@ -49,10 +50,10 @@ def files_2d(tmp_path: Path) -> dict[str, str]:
 
 
 def _error(app_model, tmp_path, target, c_in, c_out, **settings) -> str:
-    run = {"ensemble": 1, "align": "affine", "seed": 0} | settings
+    run = {"ensemble": 1, "align": "affine", "seed": 0, "axis": "coronal"} | settings
     with pytest.raises(gr.Error) as caught:
         handle_run(app_model, tmp_path, target, c_in, c_out, run["ensemble"], run["align"],
-                   run["seed"])  # fmt: skip
+                   run["seed"], run["axis"])  # fmt: skip
     return caught.value.message
 
 
@@ -139,3 +140,33 @@ def test_slices_of_a_volume_follow_world_coordinates():
     view = View("image", a, a, None, [(b, b)])
     pictures = render(view, 3)
     assert pictures["uncertainty"] is None and len(pictures["context"]) == 1
+
+
+def test_volume_run_predicts_in_the_chosen_slice_direction(tmp_path):
+    model = tiny_model()
+    with torch.no_grad():  # the random net's outputs are all below 0 (clamped): lift them
+        model.out_conv.bias += 0.5
+    app_model = AppModel(model, "tiny test model", True)
+    grid = np.mgrid[:20, :24, :20].astype(np.float32)
+    paths = {}
+    for name, shift in (("target", 0.0), ("a", 1.5), ("b", -1.5)):
+        ball = ((grid - np.array([10 + shift, 12, 9])[:, None, None, None]) ** 2).sum(0) < 36
+        image = (0.2 + 0.6 * ball).astype(np.float32)
+        affine = np.diag([2.0, 2.0, 2.0, 1.0])
+        for kind, data in (("img", image), ("out", 1.0 - image)):  # an image task: no threshold
+            paths[f"{name}_{kind}"] = tmp_path / f"{name}_{kind}.nii.gz"
+            nib.save(nib.Nifti1Image(data, affine), paths[f"{name}_{kind}"])
+    c_in, c_out = [paths["a_img"], paths["b_img"]], [paths["a_out"], paths["b_out"]]
+    outputs = handle_run(app_model, tmp_path, str(paths["target_img"]), c_in, c_out, 1, "none", 0,
+                         "axial")  # fmt: skip
+    written = np.asarray(nib.load(outputs[-1][0]).dataobj)
+    expected = {
+        axis: neuralizer.predict_volume(
+            str(paths["target_img"]), c_in, c_out, model=model, align="none", axis=axis
+        ).prediction
+        for axis in ("axial", "coronal")
+    }
+    np.testing.assert_allclose(written, np.asarray(expected["axial"].dataobj), atol=1e-6)
+    assert np.abs(written - np.asarray(expected["coronal"].dataobj)).max() > 1e-3
+    message = _error(app_model, tmp_path, str(paths["target_img"]), c_in, c_out, axis="oblique")
+    assert message.startswith("the slice direction must be one of coronal, axial, sagittal, all")

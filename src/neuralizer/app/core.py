@@ -15,10 +15,13 @@ from pathlib import Path
 import torch
 
 from neuralizer.infer.io import suffix
+from neuralizer.infer.volume import ALL_VIEWS
 from neuralizer.model.network import Neuralizer
 
 #: Context pairs of a built-in example; the example's target is the next test subject.
 EXAMPLE_PAIRS = 3
+#: slice directions of a volume prediction, the default first (``neuralizer predict --axis``)
+SLICE_DIRECTIONS = (*ALL_VIEWS, "all")
 UNTRAINED_CHANNELS = 32  # what the demo runs when the shipped weights file is missing
 
 
@@ -142,6 +145,7 @@ def run_prediction(
     align: str,
     seed: int,
     folder: Path,
+    axis: str = "coronal",
 ) -> Prediction:
     """Check the files, predict, and write the result (and uncertainty) into a new sub-folder of
     ``folder``. User errors raise ValueError/FileNotFoundError before the model runs."""
@@ -152,12 +156,15 @@ def run_prediction(
         raise ValueError("no target: upload the scan to process, or pick a built-in example")
     if int(ensemble) != ensemble or ensemble < 1:
         raise ValueError(f"the ensemble size must be a whole number ≥ 1, got {ensemble}")
+    if axis not in SLICE_DIRECTIONS:
+        choices = ", ".join(SLICE_DIRECTIONS)
+        raise ValueError(f"the slice direction must be one of {choices}, got {axis!r}")
     run_folder = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
     output = run_folder / output_name(target, "prediction")
     uncertainty = run_folder / output_name(target, "uncertainty") if ensemble > 1 else None
     args = predict_args(
         str(target), output, [str(p) for p in context_in], [str(p) for p in context_out],
-        ensemble=int(ensemble), align=align, seed=int(seed),
+        ensemble=int(ensemble), align=align, seed=int(seed), axis=axis,
     )  # fmt: skip
     loaded = read_input(args.input)
     context = load_context(args)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from neuralizer.app.core import (
     EXAMPLE_PAIRS,
+    SLICE_DIRECTIONS,
     AppModel,
     example_names,
     readable,
@@ -37,6 +38,10 @@ ALIGN_HELP = (
     "affine: register every example to your scan (a few seconds each); "
     "none: the examples already share your scan's world space"
 )
+AXIS_HELP = (
+    "a 3D scan is predicted slice by slice; all: coronal, axial and sagittal averaged (more "
+    "accurate, about three times the time)"
+)
 INTRO = """# Neuralizer: solve a neuroimaging task from a few examples
 
 Give a scan and a few **examples** of the task — pairs of an input image and the output you
@@ -53,7 +58,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def handle_run(app_model: AppModel, folder: Path, target, context_in, context_out, ensemble,
-               align, seed):  # fmt: skip
+               align, seed, axis="coronal"):  # fmt: skip
     """Predict, or raise ``gr.Error`` with a one-line message (never a stack trace).
 
     Returns (view, status, slice index, pictures…, downloads) for the page.
@@ -64,7 +69,7 @@ def handle_run(app_model: AppModel, folder: Path, target, context_in, context_ou
     try:
         prediction = run_prediction(
             app_model.net, target, _sorted(context_in), _sorted(context_out), ensemble=ensemble,
-            align=align, seed=seed, folder=folder,
+            align=align, seed=seed, folder=folder, axis=axis,
         )  # fmt: skip
     except _user_errors() as error:
         raise gr.Error(readable(error, paths), title="Cannot run", print_exception=False) from None
@@ -156,6 +161,8 @@ def _input_column() -> dict:
                               "uncertainty map", elem_id="ensemble")  # fmt: skip
     c["align"] = gr.Radio(["affine", "none"], value="affine", info=ALIGN_HELP,
                           label="Alignment of the examples to the scan")  # fmt: skip
+    c["axis"] = gr.Radio(list(SLICE_DIRECTIONS), value="coronal", info=AXIS_HELP, elem_id="axis",
+                         label="Slice direction (volumes)")  # fmt: skip
     c["seed"] = gr.Number(0, precision=0, label="Seed (same seed, same result)")
     return c
 
@@ -200,21 +207,21 @@ def build_app(app_model: AppModel, folder: Path):
         outputs = [view_state, r["status"], r["slice"], *pictures, r["downloads"]]
         tracker = gr.Progress(track_tqdm=True)  # as a default value: follows the tqdm bars
 
-        def run_on_files(target, context_in, context_out, ensemble, align, seed,
+        def run_on_files(target, context_in, context_out, ensemble, align, seed, axis,
                          progress=tracker):  # fmt: skip
             return handle_run(app_model, folder, target, context_in, context_out, ensemble,
-                              align, seed)  # fmt: skip
+                              align, seed, axis)  # fmt: skip
 
-        def run_on_example(name, ensemble, align, seed, progress=tracker):
+        def run_on_example(name, ensemble, align, seed, axis, progress=tracker):
             progress(0, desc="preparing the example")
             try:
                 files = write_example(name, folder / "examples")
             except _user_errors() as error:
                 raise gr.Error(readable(error, []), title="Cannot run") from None
             return handle_run(app_model, folder, str(files.target), files.context_in,
-                              files.context_out, ensemble, align, seed)  # fmt: skip
+                              files.context_out, ensemble, align, seed, axis)  # fmt: skip
 
-        settings = [i["ensemble"], i["align"], i["seed"]]
+        settings = [i["ensemble"], i["align"], i["seed"], i["axis"]]
         # Progress (and a failure) shows on the prediction only, not on every picture; after a
         # failure the page shows no result, so nobody takes an earlier one for this run's.
         for button, handler, inputs in (

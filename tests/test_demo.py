@@ -26,8 +26,13 @@ def test_demo_writes_figure_and_metrics(demo):
     assert float(by_task["skull stripping"]["baseline"]) > 0.9
     assert float(by_task["thalamus"]["baseline"]) > 0.6
     assert 18 < float(by_task["denoising"]["baseline"]) < 30  # the noisy input itself
-    for r in rows:
-        assert np.isfinite(float(r["neuralizer"]))
+    # The shipped model on these two examples (seed 1: Dice 0.675, 0.856, 0.961; PSNR 22.4 and
+    # 31.6 dB against 16.0 and 24.1 for the input unchanged), with a margin for float rounding.
+    model = {t: float(by_task[t]["neuralizer"]) for t in by_task}
+    assert model["thalamus"] > 0.6 and model["white matter"] > 0.8
+    assert model["skull stripping"] > 0.93
+    for task in ("T1 to T2", "denoising"):
+        assert model[task] > float(by_task[task]["baseline"]) + 4.0  # dB
 
 
 def test_demo_writes_nifti_on_the_scans_grid(demo):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from neuralizer.evaluate.report import make_page, plot_relative, relative_rows
+from neuralizer.evaluate.report import headline_table, make_page, plot_relative, relative_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,3 +58,18 @@ def test_the_report_reads_a_csv_being_appended_to_without_touching_it(tmp_path):
     page = make_page([str(path)], figures=False, page_dir=tmp_path)
     assert path.read_bytes() == before
     assert "20.000 ± 0.000 (2)" in page
+
+
+def test_headline_compares_methods_at_the_largest_shared_n_and_counts_wins():
+    rows = [_row("unet", 512, 0, 40.0), _row("unet", 8, 0, 30.0), _row("unet", 16, 0, 35.0)]
+    rows += [_row("neuralizer", 8, 0, 31.0), _row("neuralizer", 8, 1, 33.0)]
+    rows += [_row("mean", 8, 0, 12.0), _row("neuralizer", 4, 0, 5.0)]
+    seg = {"task": "segmentation", "metric": "dice"}
+    rows += [{**_row("mean", 8, 0, 0.9), **seg}, {**_row("neuralizer", 8, 0, 0.7), **seg}]
+    lines = headline_table(rows)
+    assert lines[0].startswith("Headline: mean score per task at n = 8")
+    assert "(the U-Net on all 512 pairs is shown, not compared)" in lines[0]
+    assert "| denoising | psnr | 12.000 | **32.000** | 30.000 | 40.000 |" in lines
+    assert "| segmentation | dice | **0.900** | 0.700 | – | – |" in lines
+    assert lines[-2] == "Best at n = 8: mean on 1 (segmentation); neuralizer on 1 (denoising)."
+    assert headline_table([r for r in rows if r["method"] == "mean"]) == []

@@ -169,6 +169,41 @@ def score_table(rows: list[dict]) -> list[str]:
     return _table(["task", "metric", "method"] + [f"n={n}" for n in sizes], body)
 
 
+def headline_table(rows: list[dict]) -> list[str]:
+    """Each method's mean score per task at the largest context size all methods share (the
+    U-Net at the same n and, as a separate column, on all its pairs), the best in bold, and
+    which method wins how many tasks. Higher is better for both Dice and PSNR. [] for a single
+    method."""
+    by_size: dict[int, set[str]] = defaultdict(set)
+    for r in rows:
+        by_size[int(r["n_context"])].add(r["method"])
+    methods = sorted({r["method"] for r in rows})
+    shared = [n for n, present in by_size.items() if present >= set(methods) - {"unet"}]
+    if len(methods) < 2 or not shared:
+        return []
+    n = max(shared)
+    groups = _grouped(rows, ("task", "metric", "method", "n_context"))
+    columns = [(m, n) for m in methods if (m, n) in {(k[2], int(k[3])) for k in groups}]
+    n_all = max((int(r["n_context"]) for r in rows if r["method"] == "unet"), default=n)
+    extra = [("unet", n_all)] if n_all != n else []
+    body, wins = [], defaultdict(list)
+    for task, metric in sorted({k[:2] for k in groups}):
+        means = {c: float(np.mean(groups[(task, metric, c[0], str(c[1]))]))
+                 for c in columns + extra if (task, metric, c[0], str(c[1])) in groups}  # fmt: skip
+        compared = {c: v for c, v in means.items() if c in columns}
+        best = max(compared, key=compared.get)
+        wins[best[0]].append(task)
+        cells = [(f"**{means[c]:.3f}**" if c == best else f"{means[c]:.3f}") if c in means else "–"
+                 for c in columns + extra]  # fmt: skip
+        body.append([task, metric, *cells])
+    head = ["task", "metric", *(f"{m} (n={k})" for m, k in columns + extra)]
+    tally = "; ".join(f"{m} on {len(t)} ({', '.join(t)})" for m, t in sorted(wins.items()))
+    aside = f" (the U-Net on all {n_all} pairs is shown, not compared)" if extra else ""
+    lines = [f"Headline: mean score per task at n = {n}, the best in bold{aside}."]
+    lines += ["", *_table(head, body), "", f"Best at n = {n}: {tally}."]
+    return lines + [""]
+
+
 def breakdown_table(rows: list[dict], column: str) -> list[str]:
     """Mean score per ``column`` value (modality or class) × method, at each method's largest n."""
     largest: dict[str, int] = defaultdict(int)
@@ -289,6 +324,8 @@ def experiment_section(
         out += [f"Command: `{command}` (configuration `configs/eval/{name}.json`)", ""]
     if name.startswith(ACCEPTANCE_PREFIX):
         out += ["Acceptance of the shipped model (issue 6):", ""] + acceptance_table(rows) + [""]
+    if not name.startswith("smoke"):
+        out += headline_table(rows)
     out += score_table(rows) + relative_table(rows)
     out += ["", "Per modality (input modality of the target):", ""]
     out += breakdown_table(rows, "modality")

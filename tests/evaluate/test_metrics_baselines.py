@@ -24,6 +24,7 @@ def test_dice_of_one_volume_of_booleans():
     assert dice(pred, truth) == pytest.approx(2 / 3)
     assert dice(~truth, truth) == 0.0
     assert dice(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
+    assert dice(pred[::-1, :, ::-1], truth[::-1, :, ::-1]) == pytest.approx(2 / 3)  # views
 
 
 def test_psnr_on_hand_made_images_clamps_to_unit_range():

@@ -18,8 +18,8 @@ def metric_name(segmentation_like: bool) -> str:
 
 def score(raw_pred, target, segmentation_like: bool) -> np.ndarray:
     """Per-item Dice or PSNR of raw predictions: T×1×H×W (numpy or torch) -> T float64."""
-    pred = clamp_output(torch.as_tensor(np.asarray(raw_pred, np.float32)))
-    target = torch.as_tensor(np.asarray(target, np.float32))
+    pred = clamp_output(torch.as_tensor(np.ascontiguousarray(raw_pred, np.float32)))
+    target = torch.as_tensor(np.ascontiguousarray(target, np.float32))
     metric = dice_score if segmentation_like else psnr
     return metric(pred, target).numpy().astype(np.float64)
 

@@ -33,7 +33,8 @@ class Grid:
 
 
 def coronal_view(volume, y: int) -> np.ndarray:
-    """Coronal slice ``y`` of an X×Y×Z RAS volume for display: float32, superior up, left left."""
+    """Coronal slice ``y`` of an X×Y×Z RAS volume for display: float32, superior up, the
+    subject's left on the picture's left (neurological convention)."""
     return np.asarray(volume, np.float32)[:, y, :].T[::-1]
 
 

@@ -73,3 +73,11 @@ def test_headline_compares_methods_at_the_largest_shared_n_and_counts_wins():
     assert "| segmentation | dice | **0.900** | 0.700 | – | – |" in lines
     assert lines[-2] == "Best at n = 8: mean on 1 (segmentation); neuralizer on 1 (denoising)."
     assert headline_table([r for r in rows if r["method"] == "mean"]) == []
+
+
+def test_headline_lists_a_task_only_the_all_data_unet_ran_without_a_winner():
+    rows = [_row("unet", 512, 0, 40.0), _row("unet", 8, 0, 30.0), _row("neuralizer", 8, 0, 31.0)]
+    rows += [{**_row("unet", 512, 0, 0.8), "task": "inpainting"}]
+    lines = headline_table(rows)
+    assert "| inpainting | psnr | – | – | 0.800 |" in lines
+    assert lines[-2] == "Best at n = 8: neuralizer on 1 (denoising)."

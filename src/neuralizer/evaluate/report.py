@@ -225,8 +225,9 @@ def headline_table(rows: list[dict]) -> list[str]:
         means = {c: float(np.mean(groups[(task, metric, c[0], str(c[1]))]))
                  for c in columns + extra if (task, metric, c[0], str(c[1])) in groups}  # fmt: skip
         compared = {c: v for c, v in means.items() if c in columns}
-        best = max(compared, key=compared.get) if compared else None  # None: only the extra
-        if best is not None:
+        best = None  # a task that only the all-data U-Net ran has no winner
+        if compared:
+            best = max(compared, key=compared.get)
             wins[best[0]].append(task)
         cells = [(f"**{means[c]:.3f}**" if c == best else f"{means[c]:.3f}") if c in means else "–"
                  for c in columns + extra]  # fmt: skip

@@ -77,7 +77,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_parameters(tmp_path):
 def test_resume_refuses_another_config(tmp_path):
     train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=3)))
     changed = TrainConfig.from_file(_config(tmp_path, "run", max_steps=3, seed=1))
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match=r"different config \(seed: 0 -> 1\)"):
         train(changed, resume=True)
 
 
@@ -121,6 +121,13 @@ def test_a_new_step_size_on_resume_scales_the_next_adam_update(tmp_path):
     with safe_open(tmp_path / "b" / "state.safetensors", "pt") as file:
         groups = json.loads(file.metadata()["param_groups"])
     assert [group["lr"] for group in groups] == [1e-3]
+    # The log records what each resume changed (config.json keeps the first config).
+    resumes = [r for r in read_log(tmp_path / "b" / "log.jsonl") if r.get("event") == "resume"]
+    first_lr = json.loads((tmp_path / "b" / "config.json").read_text())["lr"]
+    assert first_lr != 1e-3
+    assert resumes == [
+        {"step": 1, "event": "resume", "changed": {"max_steps": [1, 2], "lr": [first_lr, 1e-3]}}
+    ]
 
 
 def _state(run: Path) -> dict[str, torch.Tensor]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import signal
@@ -99,6 +98,18 @@ RESUME_MAY_CHANGE = (
     "train_task_weights",
     "threads",
 )
+
+
+def _resume_changes(saved: TrainConfig, cfg: TrainConfig, state: Path) -> dict[str, list]:
+    """{field: [saved value, new value]} of the fields a resume changes; ValueError if one of
+    them is not in :data:`RESUME_MAY_CHANGE` (see there)."""
+    old, new = saved.to_dict(), cfg.to_dict()
+    changed = {k: [old[k], new[k]] for k in old if old[k] != new[k]}
+    refused = sorted(set(changed) - set(RESUME_MAY_CHANGE))
+    if refused:
+        listed = ", ".join(f"{k}: {changed[k][0]!r} -> {changed[k][1]!r}" for k in refused)
+        raise ValueError(f"{state} was written by a different config ({listed}); use a new run_dir")
+    return changed
 
 
 def micro_batch(cfg: TrainConfig, n_context: int) -> int:
@@ -249,16 +260,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     if resume and files.state.is_file():
         progress, saved = load_state(files.state, model, optimizer, ema=ema)
-        # Only the fields of RESUME_MAY_CHANGE may differ from the saved config (see there).
-        saved = dataclasses.replace(
-            TrainConfig.from_dict(saved), **{k: getattr(cfg, k) for k in RESUME_MAY_CHANGE}
-        )
-        if saved != cfg:
-            raise ValueError(f"{files.state} was written by a different config; use a new run_dir")
+        changed = _resume_changes(TrainConfig.from_dict(saved), cfg, files.state)
         for group in optimizer.param_groups:  # the saved groups hold the old step size
             group["lr"] = cfg.lr
         if ctx.is_main:
             _truncate_log(files.log, progress.step)
+            # config.json keeps the run's first config; the log says what each resume changed.
+            _append_log(files.log, {"step": progress.step, "event": "resume", "changed": changed})
             _remove_stale_temporaries(files.root)
     elif files.state.is_file():
         raise FileExistsError(f"{files.state} exists: pass --resume, or use a new run_dir")

@@ -27,8 +27,8 @@ import torch
 
 from neuralizer.data.space import coronal_view
 from neuralizer.infer.presets import PRESETS
-from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load, write_atomically
-from neuralizer.model.network import ModelConfig, Neuralizer
+from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load, untrained, write_atomically
+from neuralizer.model.network import Neuralizer
 from neuralizer.tasks.losses import dice_score, psnr
 
 Volumes = dict[str, np.ndarray]
@@ -78,9 +78,7 @@ def _model(seed: int, path: Path | None) -> tuple[Neuralizer, str]:
         return load(path), f"model {path.name}"
     if DEFAULT_WEIGHTS.is_file():
         return load(), "shipped model"
-    torch.manual_seed(seed)
-    untrained = "UNTRAINED weights (the shipped weights file is missing)"
-    return Neuralizer(ModelConfig(channels=32)).eval(), untrained
+    return untrained(seed=seed), "UNTRAINED weights (the shipped weights file is missing)"
 
 
 def _score(prediction: np.ndarray, truth: np.ndarray, segmentation: bool, box) -> float:

@@ -129,3 +129,18 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
         os.umask(umask)
     assert (tmp_path / "out.bin").read_bytes() == b"data"
     assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_untrained_network_depends_on_its_seed_alone_and_leaves_the_global_generator(tmp_path):
+    from neuralizer.model.checkpoint import UNTRAINED_CHANNELS, untrained
+
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = untrained(seed=5)
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's random stream is untouched
+    b, other = untrained(seed=5), untrained(seed=6)
+    assert a.config.channels == UNTRAINED_CHANNELS and not a.training
+    weights = list(a.state_dict())
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in weights)
+    assert not all(torch.equal(a.state_dict()[k], other.state_dict()[k]) for k in weights)

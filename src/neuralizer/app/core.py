@@ -12,8 +12,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from neuralizer.infer.io import suffix
 from neuralizer.infer.volume import ALL_VIEWS
 from neuralizer.model.network import Neuralizer
@@ -22,7 +20,6 @@ from neuralizer.model.network import Neuralizer
 EXAMPLE_PAIRS = 3
 #: slice directions of a volume prediction, the default first (``neuralizer predict --axis``)
 SLICE_DIRECTIONS = (*ALL_VIEWS, "all")
-UNTRAINED_CHANNELS = 32  # what the demo runs when the shipped weights file is missing
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,7 @@ class AppModel:
 def choose_model(path: str | Path | None) -> AppModel:
     """``path``'s checkpoint; else the shipped model; else, like the demo, an untrained c=32
     network (random weights, seed 0), described as such so nobody takes its output for a result."""
-    from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load
+    from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, UNTRAINED_CHANNELS, load, untrained
 
     if path is not None:
         net = load(path)
@@ -47,17 +44,12 @@ def choose_model(path: str | Path | None) -> AppModel:
         return AppModel(net, what, True)
     if DEFAULT_WEIGHTS.is_file():
         return AppModel(load(), "the shipped trained model", True)
-    from neuralizer.model.network import ModelConfig
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = Neuralizer(ModelConfig(channels=UNTRAINED_CHANNELS)).eval()
     what = (
         f"**untrained network** (random weights, c={UNTRAINED_CHANNELS}): the shipped weights "
         "file is missing, so results show how the app works, not what Neuralizer can do. "
         "Start the app with `--model FILE.safetensors` to use a checkpoint."
     )
-    return AppModel(net, what, False)
+    return AppModel(untrained(seed=0), what, False)
 
 
 @dataclass(frozen=True)

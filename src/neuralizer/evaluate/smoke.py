@@ -12,19 +12,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from neuralizer.model import ModelConfig, Neuralizer, save_checkpoint
+from neuralizer.model import ModelConfig, save_checkpoint
+from neuralizer.model.checkpoint import untrained
 
 TINY = ModelConfig(channels=4, stages=3)
 
 
 def make_tiny_model(path: str | Path, seed: int = 0) -> Path:
     """Save an untrained c=4, 3-stage Neuralizer (weights a pure function of ``seed``)."""
-    with torch.random.fork_rng():  # parameter init reads the global generator: isolate it
-        torch.manual_seed(seed)
-        model = Neuralizer(TINY)
-    save_checkpoint(path, model, provenance={"note": "untrained tiny model for the smoke run"})
+    save_checkpoint(
+        path, untrained(TINY, seed), provenance={"note": "untrained tiny model for the smoke run"}
+    )
     return Path(path)
 
 

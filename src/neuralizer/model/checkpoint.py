@@ -104,6 +104,19 @@ def check_state_dict(path: str | Path, expected: dict, found: dict, what: str) -
         raise ValueError(f"{path} does not match {what}: " + "; ".join(problems[:5]))
 
 
+#: width of the untrained network that the demo and the app run (and say so) without the shipped
+#: weights file
+UNTRAINED_CHANNELS = 32
+
+
+def untrained(config: ModelConfig | None = None, seed: int = 0) -> Neuralizer:
+    """A randomly initialised network in eval mode (default: c = :data:`UNTRAINED_CHANNELS`), its
+    weights a function of ``seed`` alone; the global random generator is left as it was."""
+    with torch.random.fork_rng():  # parameter init reads the global generator: isolate it
+        torch.manual_seed(seed)
+        return Neuralizer(config or ModelConfig(channels=UNTRAINED_CHANNELS)).eval()
+
+
 def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> Neuralizer:
     """Load a checkpoint; return a ready model in eval mode (``path=None``: the shipped one)."""
     if path is None:

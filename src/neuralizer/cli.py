@@ -57,10 +57,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _plot_log(args: argparse.Namespace) -> int:
-    from neuralizer.train.plot import plot_log
+    from neuralizer.train.plot import describe_log, plot_log
 
     plot_log(args.log, args.output)
     print(f"wrote {args.output}")
+    print(describe_log(args.log))
     return 0
 
 

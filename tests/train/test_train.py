@@ -15,7 +15,7 @@ from neuralizer.cli import main
 from neuralizer.tasks.episode import Batch
 from neuralizer.train import TrainConfig, train
 from neuralizer.train.loop import micro_batch, train_step
-from neuralizer.train.plot import read_log
+from neuralizer.train.plot import read_log, wall_time
 
 TINY = {
     "data": "phantom",
@@ -200,7 +200,7 @@ def test_micro_batches_bounded_by_context_members_give_the_same_gradient():
         TrainConfig(micro_batch_members=-1)
 
 
-def test_validation_best_checkpoint_and_plot(tmp_path):
+def test_validation_best_checkpoint_and_plot(tmp_path, capsys):
     progress = train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=20, lr=1e-3)))
     run = tmp_path / "run"
     validations = [r for r in read_log(run / "log.jsonl") if r.get("event") == "validation"]
@@ -210,6 +210,30 @@ def test_validation_best_checkpoint_and_plot(tmp_path):
     assert neuralizer.load(run / "best.safetensors").provenance["best_step"] == best["step"]
     assert main(["plot-log", str(run / "log.jsonl"), "-o", str(tmp_path / "curves.png")]) == 0
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    steps = [r for r in read_log(run / "log.jsonl") if "loss" in r]
+    assert 0 < steps[0]["seconds"] < steps[-1]["seconds"]  # time since the start, per step
+    assert "steps 1–20" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_wall_time_adds_the_segments_of_a_log_old_and_new():
+    old_segment = [  # before steps carried "seconds": 4 steps of 8 episodes at 0.5 episodes/s
+        {"step": 1, "loss": 1.0, "episodes_per_s": 1.0},
+        {"step": 2, "loss": 1.0, "episodes_per_s": 0.5},
+        {"step": 2, "event": "validation", "val_loss": 1.0},
+        {"step": 4, "loss": 1.0, "episodes_per_s": 0.5},
+        {"step": 4, "event": "end"},
+    ]
+    new_segment = [
+        {"step": 4, "event": "resume", "changed": {}},
+        {"step": 5, "loss": 1.0, "seconds": 30.0, "episodes_per_s": 9.9},
+        {"step": 6, "loss": "torn", "seconds": "x"},
+        {"step": 6, "loss": 1.0, "seconds": 3600.0},
+    ]
+    assert wall_time(old_segment, 8) == (pytest.approx(64 / 3600), 1)
+    assert wall_time(new_segment) == (1.0, 1)
+    # a resume without an end event before it (the run was killed) still starts a segment
+    assert wall_time(old_segment[:-1] + new_segment, 8) == (pytest.approx(1 + 64 / 3600), 2)
+    assert wall_time(old_segment) == (0.0, 0)  # an old log without the batch size: unknown
 
 
 def test_early_stopping_with_patience(tmp_path):

@@ -309,13 +309,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
             if ema is not None:
                 ema.update_parameters(model)
             progress.step += 1
-            rate = (
-                episodes_per_step * (progress.step - start_step) / (time.perf_counter() - started)
-            )
+            seconds = time.perf_counter() - started  # since this start or resume
+            rate = episodes_per_step * (progress.step - start_step) / seconds
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", episodes_per_s=f"{rate:.2f}")
             if ctx.is_main:
                 record = {"step": progress.step, "loss": loss, "episodes_per_s": rate}
+                record["seconds"] = round(seconds, 3)
                 _append_log(files.log, {**record, "n_context": batch.context_in.shape[1]})
             done = _end_of_epoch(progress, cfg, _evaluated(model, ema), val_batches, ctx, files)
             done = done or progress.step >= cfg.max_steps

@@ -49,6 +49,55 @@ def _series(records: list[dict], key: str, log) -> tuple[np.ndarray, np.ndarray]
     )
 
 
+def wall_time(records: list[dict], episodes_per_step: int | None = None) -> tuple[float, int]:
+    """(hours, segments) of training in a run's log; a segment runs from a start or a resume to
+    the next stop (an ``end`` or ``resume`` event). A segment's time is the ``seconds`` of its last
+    step record (time since the segment started: validation and checkpoints included); logs
+    written before steps carried ``seconds`` give it as steps × ``episodes_per_step`` ÷ the
+    running rate ``episodes_per_s`` (without ``episodes_per_step``, such a segment is left out).
+    Records it cannot read are skipped; a run killed without a stop event and resumed by code older
+    than the ``resume`` event merges two segments and is undercounted."""
+    hours, segments, start, elapsed = 0.0, 0, None, None
+    for record in [*records, {"event": "end"}]:
+        if record.get("event") in ("end", "resume"):
+            if elapsed is not None:
+                hours, segments = hours + elapsed / 3600, segments + 1
+            start, elapsed = None, None
+            continue
+        step, seconds, rate = (
+            _number(record.get(k)) for k in ("step", "seconds", "episodes_per_s")
+        )
+        if "loss" not in record or not np.isfinite(step):
+            continue
+        start = step - 1 if start is None else start
+        if np.isfinite(seconds) and seconds >= 0:
+            elapsed = seconds
+        elif episodes_per_step and np.isfinite(rate) and rate > 0:
+            elapsed = episodes_per_step * (step - start) / rate
+    return hours, segments
+
+
+def describe_log(log: str | Path) -> str:
+    """One line: the steps of a run's log and its training wall time (:func:`wall_time`; the
+    episodes per step of old logs from the ``batch_size`` in the run's ``config.json``, if any)."""
+    records = read_log(log)
+    steps = [_number(r.get("step")) for r in records if "loss" in r]
+    steps = [s for s in steps if np.isfinite(s)]
+    if not steps:
+        return f"{log}: no training steps"
+    batch = None
+    config = Path(log).with_name("config.json")
+    try:
+        batch = json.loads(config.read_text()).get("batch_size")
+    except (OSError, ValueError, AttributeError):
+        pass
+    hours, segments = wall_time(records, batch if isinstance(batch, int) else None)
+    return (
+        f"{log}: steps {min(steps):.0f}–{max(steps):.0f}; about {hours:.1f} h of training wall "
+        f"time over {segments} segment{'s' * (segments != 1)} (start or resume to stop)"
+    )
+
+
 def plot_log(log: str | Path, output: str | Path, *, smooth: int = 50) -> None:
     """Three panels: loss (steps, moving average, validation), validation Dice, validation PSNR."""
     import matplotlib

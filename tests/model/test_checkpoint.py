@@ -131,7 +131,7 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
     assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644
 
 
-def test_untrained_network_depends_on_its_seed_alone_and_leaves_the_global_generator(tmp_path):
+def test_untrained_network_depends_on_its_seed_alone_and_leaves_the_global_generator():
     from neuralizer.model.checkpoint import UNTRAINED_CHANNELS, untrained
 
     torch.manual_seed(123)

@@ -59,9 +59,9 @@ def _train(args: argparse.Namespace) -> int:
 def _plot_log(args: argparse.Namespace) -> int:
     from neuralizer.train.plot import describe_log, plot_log
 
-    plot_log(args.log, args.output)
+    records = plot_log(args.log, args.output)
     print(f"wrote {args.output}")
-    print(describe_log(args.log))
+    print(describe_log(args.log, records))
     return 0
 
 

@@ -314,9 +314,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", episodes_per_s=f"{rate:.2f}")
             if ctx.is_main:
-                record = {"step": progress.step, "loss": loss, "episodes_per_s": rate}
-                record["seconds"] = round(seconds, 3)
-                _append_log(files.log, {**record, "n_context": batch.context_in.shape[1]})
+                record = {
+                    "step": progress.step,
+                    "loss": loss,
+                    "episodes_per_s": rate,
+                    "seconds": round(seconds, 3),  # since this start or resume
+                    "n_context": batch.context_in.shape[1],
+                }
+                _append_log(files.log, record)
             done = _end_of_epoch(progress, cfg, _evaluated(model, ema), val_batches, ctx, files)
             done = done or progress.step >= cfg.max_steps
             if ctx.is_main and (

@@ -77,10 +77,11 @@ def wall_time(records: list[dict], episodes_per_step: int | None = None) -> tupl
     return hours, segments
 
 
-def describe_log(log: str | Path) -> str:
+def describe_log(log: str | Path, records: list[dict] | None = None) -> str:
     """One line: the steps of a run's log and its training wall time (:func:`wall_time`; the
-    episodes per step of old logs from the ``batch_size`` in the run's ``config.json``, if any)."""
-    records = read_log(log)
+    episodes per step of old logs from the ``batch_size`` in the run's ``config.json``, if any).
+    ``records``: the log's records if already read (:func:`read_log`)."""
+    records = read_log(log) if records is None else records
     steps = [_number(r.get("step")) for r in records if "loss" in r]
     steps = [s for s in steps if np.isfinite(s)]
     if not steps:
@@ -98,8 +99,9 @@ def describe_log(log: str | Path) -> str:
     )
 
 
-def plot_log(log: str | Path, output: str | Path, *, smooth: int = 50) -> None:
-    """Three panels: loss (steps, moving average, validation), validation Dice, validation PSNR."""
+def plot_log(log: str | Path, output: str | Path, *, smooth: int = 50) -> list[dict]:
+    """Three panels: loss (steps, moving average, validation), validation Dice, validation PSNR.
+    Returns the log's records."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,3 +136,4 @@ def plot_log(log: str | Path, output: str | Path, *, smooth: int = 50) -> None:
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
     write_atomically(output, buffer.getvalue())
+    return records

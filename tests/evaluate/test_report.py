@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from neuralizer.evaluate.report import headline_table, make_page, plot_relative, relative_rows
+from neuralizer.evaluate.report import (
+    headline_table,
+    held_out_table,
+    make_page,
+    plot_relative,
+    relative_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,3 +87,16 @@ def test_headline_lists_a_task_only_the_all_data_unet_ran_without_a_winner():
     lines = headline_table(rows)
     assert "| inpainting | psnr | – | – | 0.800 |" in lines
     assert lines[-2] == "Best at n = 8: neuralizer on 1 (denoising)."
+
+
+def test_held_out_scores_are_fractions_of_the_seen_model_per_task_and_n():
+    rows = [_row("m-seen", 1, 0, 20.0), _row("m-seen", 1, 1, 40.0), _row("m-unseen", 1, 0, 27.0)]
+    rows += [_row("m-seen", 4, 0, 30.0), _row("m-unseen", 4, 0, 33.0), _row("mean", 4, 0, 9.0)]
+    seg = {"task": "segmentation", "metric": "dice"}
+    rows += [{**_row("m-seen", 1, 0, 0.8), **seg}, {**_row("m-unseen", 1, 0, 0.6), **seg}]
+    lines = held_out_table(rows)
+    assert "| m-unseen / m-seen | n=1 | n=4 |" in lines
+    assert "| denoising | 0.900 | 1.100 |" in lines  # 27 / mean(20, 40); 33 / 30
+    assert "| segmentation | 0.750 | – |" in lines
+    assert "| mean over tasks | 0.825 | 1.100 |" in lines
+    assert held_out_table([r for r in rows if r["method"] != "m-seen"]) == []

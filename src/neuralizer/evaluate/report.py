@@ -283,6 +283,35 @@ def relative_table(rows: list[dict]) -> list[str]:
     return ["", "Relative to the all-data U-Net (all tasks):", "", *_table(head, body)]
 
 
+def held_out_table(rows: list[dict]) -> list[str]:
+    """Each ``<model>-unseen`` method's mean score as a fraction of its ``<model>-seen``
+    counterpart's, per task and context size, over the same targets, and the mean over tasks (the
+    cost of holding the task or modality out of training). [] without such a pair."""
+    methods = {r["method"] for r in rows}
+    pairs = sorted((m, m[: -len("-unseen")] + "-seen") for m in methods if m.endswith("-unseen"))
+    pairs = [(unseen, seen) for unseen, seen in pairs if seen in methods]
+    if not pairs:
+        return []
+    groups = _grouped(rows, ("method", "task", "n_context"))
+    means = {k: float(np.mean(v)) for k, v in groups.items()}
+    out = []
+    for unseen, seen in pairs:
+        ratios: dict[str, dict[int, float]] = defaultdict(dict)
+        for (method, task, n), value in means.items():
+            reference = means.get((seen, task, n), 0.0)
+            if method == unseen and reference > 0:
+                ratios[task][int(n)] = value / reference
+        sizes = sorted({n for per_n in ratios.values() for n in per_n})
+        body = [[t] + [f"{ratios[t][n]:.3f}" if n in ratios[t] else "–" for n in sizes]
+                for t in sorted(ratios)]  # fmt: skip
+        overall = [np.mean([r[n] for r in ratios.values() if n in r]) for n in sizes]
+        body.append(["mean over tasks"] + [f"{v:.3f}" for v in overall])
+        head = [f"{unseen} / {seen}"] + [f"n={n}" for n in sizes]
+        intro = f"{unseen}'s mean score as a fraction of {seen}'s (same targets and context):"
+        out += ["", intro, "", *_table(head, body)]
+    return out
+
+
 def _mean(rows: list[dict], task: str, method: str) -> float:
     values = [float(r["value"]) for r in rows if r["task"] == task and r["method"] == method]
     return float(np.mean(values)) if values else float("nan")
@@ -362,7 +391,7 @@ def experiment_section(
         out += ["Acceptance of the shipped model (issue 6):", ""] + acceptance_table(rows) + [""]
     if not name.startswith("smoke"):
         out += headline_table(rows)
-    out += score_table(rows) + relative_table(rows)
+    out += score_table(rows) + relative_table(rows) + held_out_table(rows)
     out += ["", "Per modality (input modality of the target):", ""]
     out += breakdown_table(rows, "modality")
     if any(r["label"] for r in rows):

@@ -54,11 +54,13 @@ trained, all of it runs well inside the hour.
    `src/neuralizer/weights/neuralizer-default.safetensors` (`neuralizer train
    configs/shipped.json`; [model card](model-card.md)). Neuralizer-unseen is trained with the
    same recipe and budget with the FLAIR-like modality held out, in two phases like the shipped
-   run's step-size schedule: `neuralizer train configs/unseen-flair.json` (lr 1e-4 up to step
-   10200; `--resume` continues an interrupted run), then the same command with `--resume` after
-   setting `"lr": 3e-05` and `"max_steps": 11046` in the config (`"threads"` may change on
-   resume: 1 beside an evaluation, 2 alone). The config carries the shipped run's final recipe
-   (task weights, weight average) from step 1, where the shipped run adopted them along the way.
+   run's step-size schedule. The committed `configs/unseen-flair.json` holds the second phase's
+   values; to retrain from scratch, set `"lr": 0.0001` and `"max_steps": 10200` in it and run
+   `neuralizer train configs/unseen-flair.json` (`--resume` continues an interrupted run), then
+   restore `"lr": 3e-05` and `"max_steps": 11046` and run the same command with `--resume`
+   (`"threads"` may change on resume: 1 beside an evaluation, 2 alone). The config carries the
+   shipped run's final recipe (task weights, weight average) from step 1, where the shipped run
+   adopted them along the way.
    The finished run is committed under `training/unseen-flair/` (log, latest and best weights,
    exact-resume state): best at step 11000 (validation loss 0.1848); `neuralizer plot-log
    training/unseen-flair/log.jsonl` counts about 12.1 hours of 2-core CPU over 11 segments

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from neuralizer.cli import main
 from neuralizer.tasks.augmentations import AUGMENTATION_NAMES
-from neuralizer.tasks.cli import main
 from neuralizer.tasks.gallery import gallery_episodes
 from neuralizer.tasks.phantom import PhantomSource
 from neuralizer.tasks.registry import TASK_NAMES
@@ -20,5 +20,5 @@ def test_gallery_rows_cover_everything():
 
 def test_cli_writes_png(tmp_path):
     out = tmp_path / "tasks.png"
-    assert main(["tasks", "-o", str(out), "--source", "phantom"]) == 0
+    assert main(["data", "tasks", "-o", str(out), "--source", "phantom"]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"

@@ -132,9 +132,3 @@ def resample_with_transform(
     out = sitk.Resample(moving, reference, transform, interp, 0.0, sitk.sitkFloat32)
     array = sitk.GetArrayFromImage(out).transpose(2, 1, 0)
     return np.rint(array).astype(np.int32) if order == 0 else array.astype(np.float32)
-
-
-def transform_points_ras(transform: sitk.Transform, points_ras: np.ndarray) -> np.ndarray:
-    """Map N×3 RAS world points through a (LPS) SimpleITK transform; returns N×3 RAS points."""
-    flip = np.array([-1.0, -1.0, 1.0])
-    return np.array([flip * transform.TransformPoint(tuple(flip * p)) for p in points_ras])

@@ -1,12 +1,8 @@
-"""``neuralizer data tasks``: the task gallery. Wire with ``add_task_commands(data_subparsers)``.
-
-Runs standalone as ``python -m neuralizer.tasks.cli tasks -o FILE.png`` until the main CLI wires it.
-"""
+"""``neuralizer data tasks``: the task gallery. Wire with ``add_task_commands(data_subparsers)``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def gallery_source(name: str, n_subjects: int = 6):
@@ -44,18 +40,3 @@ def add_task_commands(subparsers) -> None:
         help="virtual subjects from the data engine (default) or the geometric test phantom",
     )
     tasks.set_defaults(func=run_tasks_gallery)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="neuralizer data")
-    add_task_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"neuralizer data {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

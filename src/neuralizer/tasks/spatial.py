@@ -111,9 +111,6 @@ class SpatialParams:
         return self == SpatialParams(flip_axis=self.flip_axis)
 
 
-IDENTITY = SpatialParams()
-
-
 def sample_spatial(
     shape: tuple[int, int], config: SpatialConfig, rng: np.random.Generator
 ) -> SpatialParams:

@@ -7,6 +7,10 @@ Training step: forward + backward of ``Neuralizer(ModelConfig(channels=32))`` on
 ``torch.set_num_threads(2)`` (and, for reference, the Adam update as well).
 
     python benchmarks/bench_data.py --output benchmarks/results/bench_data.json
+
+``--people-fraction F`` mixes in subjects of real anatomy (:mod:`neuralizer.data.real`): a
+``MixedSliceSource`` of the MNI-based and the people subjects, with episodes drawn from the people
+with probability F (``SamplerConfig.source_weights``), as ``TrainConfig.people_fraction`` does.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 import torch
 
 from neuralizer.data import SynthConfig, SynthSliceSource
+from neuralizer.data.mixed import MixedSliceSource
+from neuralizer.data.real import PeopleConfig, PeopleSliceSource
 from neuralizer.model import ModelConfig, Neuralizer
 from neuralizer.tasks.sampler import EpisodeSampler, SamplerConfig
 
@@ -43,6 +49,7 @@ def main() -> None:
     parser.add_argument("--voxel-size-mm", type=float, default=2.0)
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--people-fraction", type=float, default=0.0)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -50,13 +57,20 @@ def main() -> None:
     source = SynthSliceSource(
         "train", args.n_subjects, SynthConfig(voxel_size_mm=args.voxel_size_mm)
     )
+    weights = {"mni152": 1 - args.people_fraction, "people": args.people_fraction}
+    if args.people_fraction > 0:
+        people = PeopleConfig(voxel_size_mm=args.voxel_size_mm)
+        parts = {"people": PeopleSliceSource("train", args.n_subjects, people)}
+        source = MixedSliceSource({"mni152": source, **parts})
     start = time.perf_counter()
-    for index in range(len(source)):
-        source.volumes(index)  # warm the cache (built on the first run, read afterwards)
+    for part in getattr(source, "parts", {"": source}).values():
+        for index in range(len(part)):
+            part.volumes(index)  # warm the cache (built on the first run, read afterwards)
     cache_s = time.perf_counter() - start
     config = SamplerConfig(
-        batch_size=args.batch_size, min_context=args.n_context, max_context=args.n_context, seed=0
-    )
+        batch_size=args.batch_size, min_context=args.n_context, max_context=args.n_context, seed=0,
+        source_weights=weights,
+    )  # fmt: skip
     sampler = EpisodeSampler(source, config)
     batch_s, batch_times = _median_time(lambda i=0: sampler.batch(1000 + i), args.runs)
     batch = sampler.batch(0)
@@ -81,6 +95,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "shape": list(batch.context_in.shape),
+        "people_fraction": args.people_fraction,
         "cache_warmup_s": cache_s,
         "batch_median_s": batch_s,
         "batch_times_s": batch_times,

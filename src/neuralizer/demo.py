@@ -1,12 +1,12 @@
-"""The README demo: five tasks on an embedded test subject, each solved from a few examples.
+"""The README demo: five tasks on an embedded test person, each solved from a few examples.
 
-A virtual test subject of the data engine (anatomy and seed never trained on) is the scan; the
-examples are other test subjects, registered to it once (affine, SimpleITK) and then used for
-every task. Each task runs through :func:`neuralizer.predict_volume` exactly as a user's would,
-and the demo writes, per task, the input, the prediction and the truth as NIfTI on the scan's
-grid, plus a figure (``demo.png``) and a metrics table (``metrics.csv``) comparing the model with
-a simple baseline: the voxel-wise mean of the (registered) example outputs for segmentation, the
-unchanged input for image tasks.
+A test person of the embedded real anatomy (:mod:`neuralizer.data.real`, never used in training)
+is the scan, rendered T1-like; the examples are training people, as the presets give them,
+registered to it once (affine, SimpleITK) and then used for every task. Each task runs through
+:func:`neuralizer.predict_volume` exactly as a user's would, and the demo writes, per task, the
+input, the prediction and the truth as NIfTI on the scan's grid, plus a figure (``demo.png``) and
+a metrics table (``metrics.csv``) comparing the model with a simple baseline: the voxel-wise mean
+of the (registered) example outputs for segmentation, the unchanged input for image tasks.
 
 It runs the shipped model. In a checkout without the weights file the network runs with untrained
 (random, seeded) weights and the demo says so plainly: its numbers then show the pipeline only.
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from neuralizer.data.space import coronal_view
+from neuralizer.files import write_atomically
 from neuralizer.infer.presets import PRESETS
-from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load, untrained, write_atomically
+from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, load, untrained
 from neuralizer.model.network import Neuralizer
 from neuralizer.tasks.losses import dice_score, psnr
 
@@ -35,20 +36,15 @@ Volumes = dict[str, np.ndarray]
 
 
 def _t1_brain(volumes: Volumes, seed: int) -> np.ndarray:
-    return np.asarray(volumes["images__t1_brain"], np.float32)
+    return np.asarray(volumes["t1_brain"], np.float32)
 
 
 def _t2_like(volumes: Volumes, seed: int) -> np.ndarray:
-    """A T2-like rendering of a subject's tissue map (skull-stripped, slightly blurred)."""
-    from scipy import ndimage
-
-    from neuralizer.data.render import N_TISSUES, sample_profile
+    """A clean T2-like render of a person (skull-stripped, 2 mm grid)."""
+    from neuralizer.data.render import render_volume, sample_profile
 
     profile = sample_profile("t2", np.random.default_rng([11, seed]))
-    lut = np.array([profile.intensities[k] for k in range(N_TISSUES)], np.float32)
-    tissue = np.clip(np.asarray(volumes["tissue"]), 0, N_TISSUES - 1)
-    image = ndimage.gaussian_filter(lut[tissue] * np.asarray(volumes["brain_mask"]), 0.5)
-    return np.clip(image, 0, 1).astype(np.float32)
+    return render_volume(volumes["render_classes"], volumes["brain_mask"], profile, 2.0)
 
 
 @dataclass(frozen=True)
@@ -103,10 +99,10 @@ def _register(source, target: Volumes, subjects: list[Volumes], seed: int) -> li
     affine = source.grid.affine
     moving = []
     for i, volumes in enumerate(subjects):
-        t1 = np.asarray(volumes["images__t1_brain"], np.float32)
+        t1 = _t1_brain(volumes, 0)
         moving.append(Loaded(f"example {i}", t1[None], nib.Nifti1Image(t1, affine)))
     print(f"registering {len(moving)} examples to the scan ...", flush=True)
-    fixed = np.asarray(target["images__t1_brain"], np.float32)
+    fixed = _t1_brain(target, 0)
     return register_all(fixed, affine, moving, seed=seed)
 
 
@@ -115,31 +111,30 @@ def run_demo(
 ) -> list[dict]:
     """Run every demo task; write NIfTI files, ``demo.png`` and ``metrics.csv`` into ``output``."""
     from neuralizer.data.register import resample_with_transform
-    from neuralizer.data.subjects import SynthConfig, SynthSliceSource
     from neuralizer.infer.io import nifti_like, write_output
+    from neuralizer.infer.presets import MAX_EXAMPLES, example_volumes, people_source
     from neuralizer.infer.volume import predict_volume
 
-    if not 1 <= n_context <= 16:
-        raise ValueError(f"the demo uses 1 to 16 examples, not {n_context}")
+    if not 1 <= n_context <= MAX_EXAMPLES:
+        raise ValueError(f"the demo uses 1 to {MAX_EXAMPLES} examples, not {n_context}")
     started = time.monotonic()
     net, state = _model(seed, model)
-    # Examples: the presets' subjects (test indices 0..n-1); the scan: test subject 16, never one
-    # of them whatever n_context is.
-    source = SynthSliceSource("test", 17, SynthConfig(voxel_size_mm=2.0))
-    target, target_meta = source.volumes(16)
-    subjects = [source.volumes(i) for i in range(n_context)]
+    # Examples: training people 1, 2, ... with their poses (the skull-stripping preset's people);
+    # the scan: test person 5, never trained on.
+    source = people_source("train", n_context)
+    scan_source = people_source("test", 1)
+    target, t_seed = example_volumes(scan_source, 0)
+    subjects = [example_volumes(source, i) for i in range(n_context)]
     transforms = _register(source, target, [v for v, _ in subjects], seed)
     grid, affine = source.grid, source.grid.affine
-    head = np.asarray(target["images__head"]) > 0
+    head = np.asarray(target["head"]) > 0
     box = _bounding_box(head)
-    t_seed = int(target_meta["seed"])
     rows, panels = [], []
     output.mkdir(parents=True, exist_ok=True)
     for task in TASKS:
         order = 0 if task.segmentation else 1
         c_in, c_out = [], []
-        for (volumes, meta), transform in zip(subjects, transforms, strict=True):
-            s = int(meta["seed"])
+        for (volumes, s), transform in zip(subjects, transforms, strict=True):
             for items, make, o in ((c_in, task.make_in, 1), (c_out, task.make_out, order)):
                 moved = resample_with_transform(make(volumes, s), affine, transform, grid, order=o)
                 items.append(nib.Nifti1Image(moved.astype(np.float32), affine))
@@ -176,8 +171,8 @@ def run_demo(
     writer.writerows(rows)
     write_atomically(output / "metrics.csv", text.getvalue().encode())
 
-    print(f"Neuralizer demo ({state}): test subject {target_meta['seed']}, "
-          f"{n_context} examples from other test subjects")  # fmt: skip
+    print(f"Neuralizer demo ({state}): test person {scan_source.person(0)}, "
+          f"{n_context} examples from training people")  # fmt: skip
     print(f"{'task':<16} {'metric':<10} {'neuralizer':>10} {'baseline':>9}  baseline method")
     for r in rows:
         print(f"{r['task']:<16} {r['metric']:<10} {r['neuralizer']:>10} {r['baseline']:>9}  "

@@ -9,6 +9,7 @@ from neuralizer.data import (
     render,
     sample_profile,
 )
+from neuralizer.data.render import N_RENDER_CLASSES
 
 
 def _phantom(h: int = 64, w: int = 56) -> SliceSubject:
@@ -28,7 +29,9 @@ def test_tables_cover_every_class():
     rng = np.random.default_rng(0)
     for name in PROFILE_NAMES:
         profile = sample_profile(name, rng)
-        assert set(profile.intensities) == set(TISSUE_CLASSES)
+        # Every tissue class, then every real-anatomy render class.
+        assert set(profile.intensities) == set(range(N_RENDER_CLASSES))
+        assert set(TISSUE_CLASSES) < set(profile.intensities)
         assert all(0.0 <= v <= 1.0 for v in profile.intensities.values())
     with pytest.raises(ValueError, match="unknown contrast profile"):
         sample_profile("ct", rng)

@@ -1,5 +1,8 @@
-"""neuralizer.data: anatomy sources, virtual-subject synthesis, rendering, import of scans."""
+"""neuralizer.data: anatomy sources (MNI-based and real people), synthesis, rendering, import."""
 
+from neuralizer.data.mixed import MixedSliceSource
+from neuralizer.data.people import PEOPLE_SPLITS
+from neuralizer.data.real import PeopleConfig, PeopleSliceSource
 from neuralizer.data.render import (
     BRAIN_CLASSES,
     PROFILE_NAMES,
@@ -18,6 +21,7 @@ from neuralizer.data.subjects import SPLITS, SynthConfig, SynthSliceSource, subj
 __all__ = [
     "BRAIN_CLASSES",
     "HELDOUT_PROTOCOLS",
+    "PEOPLE_SPLITS",
     "PROFILE_NAMES",
     "SPLITS",
     "TISSUE_CLASSES",
@@ -25,6 +29,9 @@ __all__ = [
     "Anatomy",
     "ContrastProfile",
     "Grid",
+    "MixedSliceSource",
+    "PeopleConfig",
+    "PeopleSliceSource",
     "RenderParams",
     "SliceSource",
     "SliceSubject",

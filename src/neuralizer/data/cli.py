@@ -18,10 +18,37 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gallery(args: argparse.Namespace) -> int:
-    from neuralizer.data.gallery import make_gallery
+def _import_label_maps(args: argparse.Namespace) -> int:
+    from neuralizer.data.people import MIN_ALIGNMENT_DICE, PEOPLE_DIR, import_label_maps
 
-    make_gallery(Path(args.output), voxel_size_mm=args.voxel_size_mm, n_subjects=args.n_subjects)
+    output = Path(args.output) if args.output else PEOPLE_DIR
+    report = import_label_maps(Path(args.src), output, people=args.people, check=args.check)
+    for number, entry in report.items():
+        line = f"person {number:2d}: brain-mask Dice {entry['dice']:.3f} against MNI"
+        if entry["failed"]:
+            line += f" < {MIN_ALIGNMENT_DICE}: FAILED the alignment check, not used"
+        elif "equal" in entry:
+            line += f", {100 * entry['equal']:.3f} % of voxels equal to {output}"
+        print(line)
+    passed = [entry for entry in report.values() if not entry["failed"]]
+    print(f"{len(report) - len(passed)} of {len(report)} people failed the alignment check")
+    if args.check:
+        worst = min((entry["equal"] for entry in passed), default=1.0)
+        print(f"lowest agreement {100 * worst:.3f} %")
+        return 0 if worst >= 0.999 else 1
+    print(f"wrote {len(passed)} people to {output}")
+    return 0
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    from neuralizer.data.gallery import make_gallery, make_people_gallery
+
+    if args.people:
+        make_people_gallery(Path(args.output))
+    else:
+        make_gallery(
+            Path(args.output), voxel_size_mm=args.voxel_size_mm, n_subjects=args.n_subjects
+        )
     print(f"wrote {args.output}")
     return 0
 
@@ -95,10 +122,29 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse._SubPa
     imp.add_argument("--voxel-size-mm", type=float, default=1.0)
     imp.set_defaults(func=_import)
 
+    people = commands.add_parser(
+        "import-label-maps",
+        help="align SynthSeg's 20 real label maps to the common space (the embedded derivative)",
+    )
+    people.add_argument("src", help="folder of training_seg_01.nii.gz ... training_seg_20.nii.gz")
+    people.add_argument(
+        "-o", "--output", help="folder to write (default: the package's own people/ folder)"
+    )
+    people.add_argument("--people", type=int, nargs="+", help="only these people (1-20)")
+    people.add_argument(
+        "--check",
+        action="store_true",
+        help="compare with the files in the output folder, do not write (exit 1 below 99.9 %%)",
+    )
+    people.set_defaults(func=_import_label_maps)
+
     gallery = commands.add_parser("gallery", help="picture of every source and synthetic subjects")
     gallery.add_argument("-o", "--output", required=True, help="PNG file to write")
     gallery.add_argument("--voxel-size-mm", type=float, default=2.0)
     gallery.add_argument("--n-subjects", type=int, default=5)
+    gallery.add_argument(
+        "--people", action="store_true", help="picture the real people instead (1 mm renders)"
+    )
     gallery.set_defaults(func=_gallery)
 
     cache = commands.add_parser("build-cache", help="synthesise and cache a split's subjects")

@@ -10,7 +10,7 @@ import numpy as np
 from neuralizer.data.render import render, sample_profile
 from neuralizer.data.space import coronal_view
 from neuralizer.data.subjects import SynthConfig, SynthSliceSource, cached_anatomy
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.files import write_atomically
 
 _CONTRASTS = (("t1", False), ("t2", False), ("pd", False), ("flair", False), ("synthetic", False),
               ("t1", True), ("t2", True), ("synthetic", True))  # fmt: skip
@@ -69,5 +69,50 @@ def make_gallery(
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=110, format="png")
+    plt.close(fig)
+    write_atomically(output, buffer.getvalue())
+
+
+def make_people_gallery(output: Path, *, people: tuple[int, ...] = (1, 2, 6, 11, 14, 17, 18, 20),
+                        seed: int = 0) -> None:  # fmt: skip
+    """Write a PNG of real people side by side at 1 mm (one column each, coronal slice through
+    the thalami): their aseg label map and renders under a T1 and a T2 profile, with and without
+    the head. Shows the variability the MNI-based subjects lack."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neuralizer.data.people import brain_mask_from_labels, load_person
+    from neuralizer.data.render import real_class_map, render_volume
+
+    rng = np.random.default_rng(seed)
+    profiles = {name: sample_profile(name, rng) for name in ("t1", "t2")}
+    rows = ["aseg labels", "T1 head", "T1 brain", "T2 head", "T2 brain"]
+    fig, axes = plt.subplots(len(rows), len(people), figsize=(1.7 * len(people), 2.0 * len(rows)))
+    for column, number in enumerate(people):
+        labels, _ = load_person(number)
+        # The coronal slice through the middle of the thalami (aseg 10 and 49).
+        y = int(np.median(np.flatnonzero(np.isin(labels, (10, 49)).any(axis=(0, 2)))))
+        plane = labels[:, y : y + 1, :]
+        brain, classes = brain_mask_from_labels(labels)[:, y : y + 1], real_class_map(plane)
+        cells = [coronal_view(np.where(labels[:, y : y + 1] < 100, plane, 0) % 37, 0)]
+        for name in ("t1", "t2"):
+            for head in (True, False):
+                image = render_volume(classes, brain, profiles[name], 1.0, head=head)
+                cells.append(coronal_view(image, 0))
+        for row, image in enumerate(cells):
+            ax = axes[row, column]
+            ax.imshow(image, cmap="tab20b" if row == 0 else "gray", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if column == 0:
+                ax.set_ylabel(rows[row], fontsize=8)
+        axes[0, column].set_title(f"person {number:02d}", fontsize=8)
+    fig.suptitle("Real people of the embedded data (SynthSeg label maps, affinely aligned to MNI)",
+                 fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
     plt.close(fig)
     write_atomically(output, buffer.getvalue())

@@ -50,11 +50,99 @@ _PROFILE_TABLE: dict[str, tuple[float, ...]] = {
 }
 _PROFILE_JITTER_SD = 0.04
 
+# Real anatomy (the twenty people of neuralizer.data.people) is rendered from *render classes*
+# grouped the way SynthSeg's generation classes group the aseg labels: structures of similar real
+# intensity share a tissue class, and each structure gets its own small jitter per episode, so
+# some segmentation boundaries are weak in intensity, as in real scans. A structure's mean is a
+# blend of two tissue classes of the profile: (structure, aseg labels, class a, class b, weight
+# of b), e.g. thalamus halfway between deep grey and white matter, caudate near cortex. The
+# blends put every named profile's structures in the order SynthSeg's T1 priors give.
+_REAL_STRUCTURES: tuple[tuple[str, tuple[int, ...], int, int, float], ...] = (
+    ("cerebral white matter", (2, 41, 85), 3, 3, 0.0),
+    ("cerebral cortex", (3, 42), 2, 2, 0.0),
+    ("lateral ventricles", (4, 43), 1, 1, 0.0),
+    ("inferior lateral ventricles", (5, 44), 1, 1, 0.0),
+    ("3rd, 4th and 5th ventricles", (14, 15, 72), 1, 1, 0.0),
+    ("cerebellar white matter", (7, 46), 7, 7, 0.0),
+    ("cerebellar cortex", (8, 47), 6, 6, 0.0),
+    ("thalamus", (10, 49), 4, 3, 0.5),
+    ("caudate", (11, 50), 2, 4, 0.25),
+    ("putamen", (12, 51), 2, 4, 0.5),
+    ("pallidum", (13, 52), 4, 3, 0.7),
+    ("brainstem", (16,), 8, 8, 0.0),
+    ("hippocampus", (17, 53), 5, 5, 0.0),
+    ("amygdala", (18, 54), 5, 5, 0.0),
+    ("CSF", (24,), 9, 9, 0.0),
+    ("lesion", (25, 57), 2, 3, 0.5),
+    ("accumbens", (26, 58), 2, 4, 0.25),
+    ("ventral DC", (28, 60), 8, 3, 0.4),
+    ("vessel", (30, 62), 2, 1, 0.3),
+)
+#: SynthSeg's T1 prior means (0-255, white matter 160) of the unnamed head-tissue labels (its
+#: ``prior_means_t1.npy``, Apache-2.0): they give a T1-like order; other profiles draw them.
+_HEAD_T1_PRIOR: dict[int, float] = {
+    136: 60, 137: 60, 163: 60, 164: 60, 502: 126, 506: 18, 507: 94, 508: 117, 509: 70,
+    511: 114, 512: 68, 514: 48, 515: 30, 516: 94, 530: 144,
+}  # fmt: skip
+_T1_WHITE_MATTER_PRIOR = 160.0
+_STRUCTURE_JITTER_SD = 0.02
+_HEAD_T1_JITTER_SD = 0.04
+#: Render class ids: tissue classes first, then one per real structure, then one per head label.
+REAL_STRUCTURE_CLASSES: dict[str, int] = {
+    name: N_TISSUES + i for i, (name, *_) in enumerate(_REAL_STRUCTURES)
+}
+HEAD_TISSUE_CLASSES: dict[int, int] = {
+    label: N_TISSUES + len(_REAL_STRUCTURES) + i for i, label in enumerate(_HEAD_T1_PRIOR)
+}
+N_RENDER_CLASSES = N_TISSUES + len(_REAL_STRUCTURES) + len(_HEAD_T1_PRIOR)
+
+
+def real_class_map(labels: np.ndarray) -> np.ndarray:
+    """Render classes (int16) of a FreeSurfer-labelled head (real anatomy); 0 = background."""
+    lut = np.zeros(max(_HEAD_T1_PRIOR) + 1, np.int16)
+    for name, aseg, *_ in _REAL_STRUCTURES:
+        lut[list(aseg)] = REAL_STRUCTURE_CLASSES[name]
+    for label, cls in HEAD_TISSUE_CLASSES.items():
+        lut[label] = cls
+    return lut[np.clip(labels, 0, lut.size - 1)]
+
+
+def head_tissue_class(label: int) -> int:
+    """The tissue class (skull 10, scalp 11, fat 12) of an unnamed head label, by its T1 prior:
+    dark tissue reads as bone, bright as fat, the rest as scalp and muscle."""
+    prior = _HEAD_T1_PRIOR[label]
+    return 10 if prior < 50 else 12 if prior > 135 else 11
+
+
+def _real_values(name: str, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Means of the real-anatomy render classes, given the tissue-class means ``base``."""
+    structures = [(1 - w) * base[a] + w * base[b] for _, _, a, b, w in _REAL_STRUCTURES]
+    structures = np.asarray(structures) + rng.normal(0.0, _STRUCTURE_JITTER_SD, len(structures))
+    n_head = len(_HEAD_T1_PRIOR)
+    if name == "t1":
+        prior = np.asarray(list(_HEAD_T1_PRIOR.values())) / _T1_WHITE_MATTER_PRIOR
+        head = prior * _PROFILE_TABLE["t1"][3] + rng.normal(0.0, _HEAD_T1_JITTER_SD, n_head)
+    elif name == "synthetic":
+        head = rng.uniform(0.0, 1.0, n_head)
+    else:  # the profile's own non-brain range: its skull, scalp and fat means
+        extra = _PROFILE_TABLE[name][10:13]
+        head = rng.uniform(min(extra), max(extra), n_head)
+    return np.concatenate([structures, head])
+
+
+def t1_like_values() -> np.ndarray:
+    """Mean intensity per render class of the T1 profile without jitter (registration)."""
+    base = np.asarray(_PROFILE_TABLE["t1"])
+    prior = np.asarray(list(_HEAD_T1_PRIOR.values())) / _T1_WHITE_MATTER_PRIOR
+    structures = [(1 - w) * base[a] + w * base[b] for _, _, a, b, w in _REAL_STRUCTURES]
+    return np.concatenate([base, structures, prior * base[3]])
+
 
 def sample_profile(name: str, rng: np.random.Generator) -> ContrastProfile:
     """Draw a contrast profile: the named table plus Gaussian jitter, or random for "synthetic".
 
-    Background stays 0 for the named profiles; every intensity lies in [0, 1].
+    Background stays 0 for the named profiles; every intensity lies in [0, 1]. The profile
+    covers every render class: the tissue classes and the real-anatomy classes.
     """
     if name not in PROFILE_NAMES:
         raise ValueError(f"unknown contrast profile {name!r}; choose one of {PROFILE_NAMES}")
@@ -64,6 +152,8 @@ def sample_profile(name: str, rng: np.random.Generator) -> ContrastProfile:
     else:
         values = np.asarray(_PROFILE_TABLE[name]) + rng.normal(0.0, _PROFILE_JITTER_SD, N_TISSUES)
         values[0] = 0.0
+    # Drawn from a spawned generator: ``rng``'s own stream is the same as before real anatomy.
+    values = np.concatenate([values, _real_values(name, values, rng.spawn(1)[0])])
     values = np.clip(values, 0.0, 1.0)
     return ContrastProfile(name=name, intensities={k: float(v) for k, v in enumerate(values)})
 
@@ -136,6 +226,39 @@ def _bias_field(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.exp(log_field[: shape[0], : shape[1]])
 
 
+def _mean_image(
+    classes: np.ndarray, brain: np.ndarray, profile: ContrastProfile, *, head: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(render classes, float64 image of their mean intensities), zero outside the brain
+    unless ``head``; any number of dimensions."""
+    lut = [profile.intensities.get(k, 0.0) for k in range(N_RENDER_CLASSES)]
+    lut = np.asarray(lut, dtype=np.float64)
+    labels = np.clip(np.asarray(classes), 0, N_RENDER_CLASSES - 1)
+    if not head:
+        labels = np.where(brain, labels, 0)  # a skull-stripped scan: nothing bleeds in from outside
+    return labels, lut[labels]
+
+
+def render_volume(
+    classes: np.ndarray,
+    brain_mask: np.ndarray,
+    profile: ContrastProfile,
+    voxel_size_mm: float,
+    *,
+    head: bool = False,
+    pv_sigma_mm: float = 0.6,
+) -> np.ndarray:
+    """A clean 3D image (float32 in [0, 1]) of render classes under ``profile``: the mean
+    intensities of :func:`apply_render` with its partial-volume blur, and no texture, bias,
+    noise or resolution change (examples for presets and the demo)."""
+    brain = np.asarray(brain_mask, dtype=bool)
+    _, image = _mean_image(classes, brain, profile, head=head)
+    image = ndimage.gaussian_filter(image, pv_sigma_mm / voxel_size_mm, mode="nearest")
+    if not head:
+        image = image * brain
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
 def apply_render(
     subject: SliceSubject,
     profile: ContrastProfile,
@@ -144,14 +267,10 @@ def apply_render(
     head: bool = False,
 ) -> np.ndarray:
     """Deterministic twin of :func:`render`: H×W float32 in [0, 1] from given parameters."""
-    tissue = np.asarray(subject.tissue)
+    classes = subject.tissue if subject.render_classes is None else subject.render_classes
     brain = np.asarray(subject.brain_mask, dtype=bool)
     voxel_size_mm = float(subject.voxel_size_mm)
-    lut = np.array([profile.intensities.get(k, 0.0) for k in range(N_TISSUES)], dtype=np.float64)
-    labels = np.clip(tissue, 0, N_TISSUES - 1)
-    if not head:
-        labels = np.where(brain, labels, 0)  # a skull-stripped scan: nothing bleeds in from outside
-    image = lut[labels]
+    labels, image = _mean_image(classes, brain, profile, head=head)
     tex_rng = np.random.default_rng(params.texture_seed)
     if params.texture_sd > 0:
         texture = ndimage.gaussian_filter(tex_rng.normal(0.0, 1.0, image.shape), 0.7)
@@ -182,7 +301,8 @@ def render(
     """Render one image of ``subject`` under ``profile``.
 
     Args:
-        subject: its ``tissue`` (H×W int, ``TISSUE_CLASSES``) and ``brain_mask`` (H×W bool).
+        subject: its ``tissue`` (H×W int, ``TISSUE_CLASSES``), or its ``render_classes`` where
+            it has them (real anatomy), and ``brain_mask`` (H×W bool).
         profile: per-tissue mean intensities, from :func:`sample_profile` (one per episode).
         rng: draws texture, partial-volume blur, resolution, bias field, noise, gamma, percentiles.
         head: if False, a skull-stripped image (zero outside the brain mask); if True, the whole

@@ -41,6 +41,9 @@ class SliceSubject:
     - ``voxel_size_mm``: pixel spacing of the grid (renders scale their blurs by it).
     - ``masks``: extra bool masks, e.g. "head_brain" (the brain mask of the real "head" image,
       which is another person's brain than ``tissue``/``brain_mask``).
+    - ``render_classes``: int16 render classes of real anatomy (one per aseg structure and head
+      tissue, see :func:`neuralizer.data.render.real_class_map`); renders use them instead of
+      ``tissue`` when present. None for the MNI-based subjects.
     """
 
     subject_id: str
@@ -53,6 +56,7 @@ class SliceSubject:
     seed: int = 0
     voxel_size_mm: float = 1.0
     masks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    render_classes: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

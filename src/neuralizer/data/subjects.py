@@ -199,23 +199,44 @@ class SynthSliceSource:
         self.split, self.n_subjects, self.axis = split, int(n_subjects), AXES[axis]
         self.evaluation = evaluation
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.key = _cache_key(self.config, "subjects")
+        self.key = self._make_key()
         self.root = self.cache_dir / f"subjects-{self.key}"
         self.label_names = {p: label_names(p) for p in self.config.protocols}
         self._anatomy: Anatomy | None = None
         self._entries: dict[int, tuple[dict[str, np.ndarray], dict]] = {}
         self._write_manifest()
 
+    def _make_key(self) -> str:
+        return _cache_key(self.config, "subjects")
+
+    @property
+    def synthesis_config(self) -> dict:
+        """What determines the subjects (saved in the cache's manifest)."""
+        return dataclasses.asdict(self.config)
+
+    @property
+    def voxel_size_mm(self) -> float:
+        return self.config.voxel_size_mm
+
     def _write_manifest(self) -> None:
-        manifest = {"key": self.key, "split": self.split, "config": dataclasses.asdict(self.config)}
+        manifest = {"key": self.key, "split": self.split, "config": self.synthesis_config}
         write_entry(self.root / f"manifest-{self.split}", {}, manifest)
+
+    def _synthesize(self, index: int, seed: int) -> dict[str, np.ndarray]:
+        """The arrays of subject ``index`` (seed ``seed``), before caching."""
+        if self._anatomy is None:
+            self._anatomy = cached_anatomy(self.config, self.cache_dir, evaluation=self.evaluation)
+        return synthesize_subject(self._anatomy, self.config, self.split, seed)
+
+    def _subject_id(self, index: int, seed: int) -> str:
+        return f"mni152/{self.split}/seed={seed}"
 
     def __len__(self) -> int:
         return self.n_subjects
 
     @property
     def grid(self) -> Grid:
-        return common_grid(self.config.voxel_size_mm)
+        return common_grid(self.voxel_size_mm)
 
     def volumes(self, index: int) -> tuple[dict[str, np.ndarray], dict]:
         """(3D arrays, meta) of subject ``index`` (memory-mapped from the cache)."""
@@ -226,11 +247,7 @@ class SynthSliceSource:
             path = self.root / f"{self.split}-{seed}"
             entry = read_checked(path, self.key)
             if entry is None:
-                if self._anatomy is None:
-                    self._anatomy = cached_anatomy(
-                        self.config, self.cache_dir, evaluation=self.evaluation
-                    )
-                arrays = synthesize_subject(self._anatomy, self.config, self.split, seed)
+                arrays = self._synthesize(index, seed)
                 write_entry(path, arrays, {"key": self.key, "seed": seed, **_extents(arrays)})
                 entry = read_checked(path, self.key)
             assert entry is not None
@@ -250,7 +267,7 @@ class SynthSliceSource:
         k = int(round(lo + position * (hi - lo)))
         groups = _split_groups(arrays)
         return SliceSubject(
-            subject_id=f"mni152/{self.split}/seed={meta['seed']}",
+            subject_id=self._subject_id(index, int(meta["seed"])),
             tissue=slice_volume(arrays["tissue"], self.axis, k),
             brain_mask=slice_volume(arrays["brain_mask"], self.axis, k),
             labels={
@@ -265,7 +282,12 @@ class SynthSliceSource:
             masks={n: slice_volume(v, self.axis, k) for n, v in groups["masks"].items()},
             position=float(position),
             seed=int(meta["seed"]),
-            voxel_size_mm=self.config.voxel_size_mm,
+            voxel_size_mm=self.voxel_size_mm,
+            render_classes=(
+                slice_volume(arrays["render_classes"], self.axis, k)
+                if "render_classes" in arrays
+                else None
+            ),
         )
 
 

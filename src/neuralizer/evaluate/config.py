@@ -47,7 +47,9 @@ class UNetBudget:
 class EvalConfig:
     """One experiment.
 
-    - ``data``: "synth" (test split of the synthesised subjects) or "phantom" (tests only).
+    - ``data``: "synth" (test split of the synthesised subjects), "people" (real anatomy:
+      targets are the test people, context pairs come from the 15 training and validation
+      people, ``pool_split`` "train" only) or "phantom" (tests only).
     - ``protocols``: synthesis protocols of the test split (empty: the training protocols);
       experiment 3 lists the held-out atlases.
     - Targets are test subjects ``0 .. n_targets-1``. Context/training pairs ("the pool",
@@ -104,8 +106,18 @@ class EvalConfig:
             raise ValueError(f"unknown methods {unknown}; use neuralizer, {', '.join(BASELINES)}")
         if "neuralizer" in self.methods and not self.models:
             raise ValueError("method 'neuralizer' needs 'models': {label: checkpoint path}")
-        if self.data not in ("synth", "phantom") or self.pool_split not in ("test", "train"):
-            raise ValueError("data must be 'synth' or 'phantom', pool_split 'test' or 'train'")
+        if self.data not in ("synth", "people", "phantom") or self.pool_split not in (
+            "test",
+            "train",
+        ):
+            raise ValueError(
+                "data must be 'synth', 'people' or 'phantom', pool_split 'test' or 'train'"
+            )
+        if self.data == "people" and (self.pool_split != "train" or self.protocols):
+            raise ValueError(
+                "data 'people' draws context from the training people: set pool_split 'train' "
+                "and no protocols (the people carry 'aseg' and 'tissue')"
+            )
         if not self.context_sizes or min(self.context_sizes) < 1:
             raise ValueError(f"context sizes must be >= 1, got {self.context_sizes}")
         need = max(self.context_sizes)

@@ -77,6 +77,8 @@ def make_sources(config: EvalConfig) -> tuple[SliceSource, SliceSource, int]:
         if config.pool_split == "train":
             return test, PhantomSource(config.n_train_subjects, config.phantom_size), 0
         return test, test, config.n_targets
+    if config.data == "people":
+        return _people_sources(config)
     from neuralizer.data import SynthConfig, SynthSliceSource
 
     kwargs = {"protocols": config.protocols} if config.protocols else {}
@@ -87,6 +89,23 @@ def make_sources(config: EvalConfig) -> tuple[SliceSource, SliceSource, int]:
         train = SynthSliceSource("train", config.n_train_subjects, synth, axis=config.axis)
         return test, train, 0
     return test, test, config.n_targets
+
+
+def _people_sources(config: EvalConfig) -> tuple[SliceSource, SliceSource, int]:
+    """Targets from the test people; context pairs from the training and validation people,
+    never the target's person, one person per pair for the first 15 pairs."""
+    from neuralizer.data.people import PEOPLE_SPLITS
+    from neuralizer.data.real import PeopleConfig, PeopleSliceSource
+
+    test = PeopleSliceSource(
+        "test", config.n_targets, PeopleConfig(voxel_size_mm=config.voxel_size_mm), axis=config.axis
+    )
+    pool_people = PeopleConfig(
+        voxel_size_mm=config.voxel_size_mm,
+        people={"train": PEOPLE_SPLITS["train"] + PEOPLE_SPLITS["val"], "val": (), "test": ()},
+    )
+    pool = PeopleSliceSource("train", config.pool_size, pool_people, axis=config.axis)
+    return test, pool, 0
 
 
 def make_sampler(config: EvalConfig, task: str, source: SliceSource) -> EpisodeSampler:

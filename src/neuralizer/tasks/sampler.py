@@ -92,6 +92,10 @@ class SamplerConfig:
     # most are absent or tiny at any one slice.
     min_mask_fraction: float = 0.002
     max_retries: int = 20
+    # Relative weight of each part of a mixed source (neuralizer.data.mixed), e.g.
+    # {"mni152": 0.5, "people": 0.5}: the kind of subject an episode is drawn from. Parts not
+    # named weigh 1; a single source ignores it.
+    source_weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_context <= self.max_context:
@@ -105,6 +109,8 @@ class SamplerConfig:
             raise ValueError(
                 f"unknown task augmentations {sorted(unknown_aug)}; use {AUGMENTATION_NAMES}"
             )
+        if any(not (w >= 0) for w in self.source_weights.values()):
+            raise ValueError(f"source_weights must be >= 0, got {dict(self.source_weights)}")
         bad = set(self.holdout.modalities) - set(PROFILE_NAMES)
         if bad:
             raise ValueError(f"unknown modalities {sorted(bad)}; choose from {PROFILE_NAMES}")
@@ -186,11 +192,72 @@ def task_space_and_weights(
     return space, weights
 
 
+@dataclass(frozen=True)
+class Domain:
+    """One kind of subject an episode may come from: a source's subjects ``offset`` to
+    ``offset + size - 1``, with its own task space (protocols differ between kinds)."""
+
+    name: str
+    offset: int
+    size: int
+    space: TaskSpace
+    tasks: Mapping[str, Task]
+    task_probabilities: Mapping[str, float]
+    excluded: Mapping[str, frozenset[int]]
+
+    def candidates(self, task: str) -> np.ndarray:
+        """Subject indices a ``task`` episode may draw from (global, sorted)."""
+        indices = np.arange(self.offset, self.offset + self.size)
+        drop = self.excluded.get(task)
+        return np.setdiff1d(indices, sorted(drop)) if drop else indices
+
+
+def _domain(name: str, offset: int, source: SliceSource, config: SamplerConfig) -> Domain:
+    space, weights = task_space_and_weights(config, source)
+    own = getattr(source, "excluded", None)
+    excluded = {t: frozenset(offset + i for i in own(t)) for t in weights} if own else {}
+    # A task whose exclusions leave fewer than 2 subjects cannot make an episode here.
+    weights = {t: v for t, v in weights.items() if len(source) - len(excluded.get(t, ())) >= 2}
+    if not weights:
+        raise ValueError(f"no task of part {name!r} has 2 subjects to draw from")
+    w = np.array(list(weights.values()))
+    return Domain(
+        name=name,
+        offset=offset,
+        size=len(source),
+        space=space,
+        tasks={t: make_task(t, space) for t in weights},
+        task_probabilities=dict(zip(weights, w / w.sum(), strict=True)),
+        excluded=excluded,
+    )
+
+
+def make_domains(source: SliceSource, config: SamplerConfig) -> list[Domain]:
+    """One domain per part of a mixed source (parts left without a task after the hold-out
+    are dropped), or one for a plain source."""
+    parts = getattr(source, "parts", None)
+    if parts is None:
+        return [_domain("source", 0, source, config)]
+    domains, errors = [], []
+    for name, part in parts.items():
+        if config.source_weights.get(name, 1.0) <= 0:
+            continue
+        try:
+            domains.append(_domain(name, source.offsets[name], part, config))
+        except ValueError as error:  # e.g. a held-out protocol only one kind of subject has
+            errors.append(f"{name}: {error}")
+    if not domains:
+        raise ValueError("no part of the mixed source can be sampled: " + "; ".join(errors))
+    return domains
+
+
 class EpisodeSampler:
     """Draws batches of episodes from a :class:`SliceSource` (see the module doc).
 
     ``sampler.batch(i)`` -> :class:`Batch` (B×…, one L for the whole batch);
-    ``sampler.episode(rng, n_context)`` -> one :class:`Episode`.
+    ``sampler.episode(rng, n_context)`` -> one :class:`Episode`. A mixed source
+    (:class:`~neuralizer.data.mixed.MixedSliceSource`) gives one :class:`Domain` per part:
+    each episode first draws its part (``config.source_weights``), then its task and subjects.
     """
 
     def __init__(self, source: SliceSource, config: SamplerConfig | None = None):
@@ -198,10 +265,20 @@ class EpisodeSampler:
         self.config = config or SamplerConfig()
         if len(source) < 2:
             raise ValueError("the episode sampler needs a split with at least 2 subjects")
-        self.space, weights = task_space_and_weights(self.config, source)
-        self.tasks: dict[str, Task] = {name: make_task(name, self.space) for name in weights}
-        w = np.array(list(weights.values()))
-        self.task_probabilities = dict(zip(weights, w / w.sum(), strict=True))
+        self.domains = make_domains(source, self.config)
+        for domain in self.domains:
+            if domain.size < 2:
+                raise ValueError(f"part {domain.name!r} needs at least 2 subjects")
+        w = np.array([self.config.source_weights.get(d.name, 1.0) for d in self.domains])
+        self.domain_probabilities = w / w.sum()
+        first = self.domains[0]
+        self.space, self.tasks = first.space, dict(first.tasks)
+        self.task_probabilities = dict(first.task_probabilities)
+
+    def _draw_domain(self, rng: np.random.Generator) -> Domain:
+        if len(self.domains) == 1:  # no draw: a plain source keeps its random stream
+            return self.domains[0]
+        return self.domains[int(rng.choice(len(self.domains), p=self.domain_probabilities))]
 
     def batch(self, index: int) -> Batch:
         """Batch ``index``: a pure function of ``(config.seed, index)``."""
@@ -213,14 +290,16 @@ class EpisodeSampler:
     def sample_record(self, rng: np.random.Generator, n_context: int) -> EpisodeRecord:
         """Draw every random choice of one episode (no image of the context is made)."""
         cfg = self.config
-        names = list(self.task_probabilities)
-        name = str(rng.choice(names, p=list(self.task_probabilities.values())))
-        task = self.tasks[name]
-        n = len(self.source)
+        domain = self._draw_domain(rng)
+        names = list(domain.task_probabilities)
+        name = str(rng.choice(names, p=list(domain.task_probabilities.values())))
+        task = domain.tasks[name]
+        candidates = domain.candidates(name)
+        n = len(candidates)
         for _ in range(cfg.max_retries):
             position = float(rng.uniform(*cfg.position_range))
             target = PairRecord(
-                subject_index=int(rng.integers(n)),
+                subject_index=int(candidates[rng.integers(n)]),
                 task_params=task.sample(rng),
                 spatial=sample_spatial(self.space.image_shape, cfg.spatial, rng),
             )
@@ -229,7 +308,7 @@ class EpisodeSampler:
             mask = make_pair(task, self.source, position, target).output
             if mask.mean() >= cfg.min_mask_fraction and mask.max() > 0:
                 break
-        others = np.setdiff1d(np.arange(n), [target.subject_index])
+        others = np.setdiff1d(candidates, [target.subject_index])
         indices = rng.choice(others, size=n_context, replace=n_context > len(others))
         context = tuple(
             PairRecord(
@@ -244,7 +323,9 @@ class EpisodeSampler:
 
     def episode(self, rng: np.random.Generator, n_context: int) -> Episode:
         record = self.sample_record(rng, n_context)
-        return build_episode(record, self.source, self.tasks[record.task])
+        index = record.target.subject_index
+        domain = next(d for d in self.domains if d.offset <= index < d.offset + d.size)
+        return build_episode(record, self.source, domain.tasks[record.task])
 
 
 def replay(record: EpisodeRecord, source: SliceSource) -> Episode:

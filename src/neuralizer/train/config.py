@@ -36,6 +36,10 @@ class TrainConfig:
     axis: str = "coronal"
     n_train_subjects: int = 200
     n_val_subjects: int = 16
+    # Fraction of episodes drawn from the twenty real people (neuralizer.data.real), the rest
+    # from the MNI-based virtual subjects; each kind has n_train_subjects / n_val_subjects.
+    # 0: MNI only (the shipped model); 1: people only.
+    people_fraction: float = 0.0
     phantom_size: int = 32
     # episodes
     batch_size: int = 8
@@ -92,6 +96,10 @@ class TrainConfig:
             raise ValueError(
                 "TrainConfig.lr must be positive and finite, voxel_size_mm in (0, 100) mm and "
                 "patience at least 1"
+            )
+        if not 0 <= self.people_fraction <= 1:
+            raise ValueError(
+                f"TrainConfig.people_fraction must be in [0, 1], got {self.people_fraction}"
             )
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")

@@ -16,12 +16,20 @@ def _sources(cfg: TrainConfig):
             PhantomSource(cfg.n_val_subjects, cfg.phantom_size, first_seed=10_000_000),
         )
     from neuralizer.data import SynthConfig, SynthSliceSource
+    from neuralizer.data.mixed import MixedSliceSource
+    from neuralizer.data.real import PeopleConfig, PeopleSliceSource
 
     synth = SynthConfig(voxel_size_mm=cfg.voxel_size_mm)
-    return (
-        SynthSliceSource("train", cfg.n_train_subjects, synth, axis=cfg.axis),
-        SynthSliceSource("val", cfg.n_val_subjects, synth, axis=cfg.axis),
-    )
+    people = PeopleConfig(voxel_size_mm=cfg.voxel_size_mm)
+    sources = []
+    for split, n in (("train", cfg.n_train_subjects), ("val", cfg.n_val_subjects)):
+        parts = {}
+        if cfg.people_fraction < 1:
+            parts["mni152"] = SynthSliceSource(split, n, synth, axis=cfg.axis)
+        if cfg.people_fraction > 0:
+            parts["people"] = PeopleSliceSource(split, n, people, axis=cfg.axis)
+        sources.append(next(iter(parts.values())) if len(parts) == 1 else MixedSliceSource(parts))
+    return tuple(sources)
 
 
 def sampler_config(cfg: TrainConfig, *, training: bool = False) -> SamplerConfig:
@@ -34,6 +42,7 @@ def sampler_config(cfg: TrainConfig, *, training: bool = False) -> SamplerConfig
         task_weights=dict(weights),
         holdout=HoldOut(cfg.holdout_tasks, cfg.holdout_modalities, cfg.holdout_protocols),
         seed=cfg.seed,
+        source_weights={"mni152": 1 - cfg.people_fraction, "people": cfg.people_fraction},
     )
 
 

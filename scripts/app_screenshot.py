@@ -12,14 +12,18 @@ untrained network).
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from neuralizer.app import browser
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.files import write_atomically
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "img" / "app.png"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "img" / "app.png"
+# The browser driver is a test helper (tests/app/browser.py), not part of the package.
+sys.path.insert(0, str(ROOT / "tests" / "app"))
+import browser  # noqa: E402
 
 
 def choose_example(driver, name: str) -> None:

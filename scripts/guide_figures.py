@@ -16,8 +16,9 @@ import nibabel as nib
 import numpy as np
 
 from neuralizer.data.space import coronal_view
+from neuralizer.files import write_atomically
 from neuralizer.infer.presets import preset_context
-from neuralizer.model.checkpoint import DEFAULT_WEIGHTS, write_atomically
+from neuralizer.model.checkpoint import DEFAULT_WEIGHTS
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "img"
 TARGET = 8  # test-split subject used as "the user's scan"

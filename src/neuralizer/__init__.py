@@ -6,22 +6,19 @@ files and fail within a second, before torch is imported.
 
 __version__ = "0.1.0"
 
+from neuralizer.lazy import lazy_names
+
 _LAZY = {
-    "ModelConfig": "neuralizer.model",
-    "Neuralizer": "neuralizer.model",
-    "load": "neuralizer.model",
+    "ModelConfig": "neuralizer.model.config",
+    "Neuralizer": "neuralizer.model.network",
+    "load": "neuralizer.model.checkpoint",
+    "PredictOptions": "neuralizer.infer",
     "PredictResult": "neuralizer.infer",
     "predict": "neuralizer.infer",
     "predict_volume": "neuralizer.infer",
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'neuralizer' has no attribute {name!r}")
-
+__getattr__ = lazy_names("neuralizer", _LAZY)
 
 __all__ = [*_LAZY, "__version__"]

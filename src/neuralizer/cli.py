@@ -6,20 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from neuralizer.errors import USER_ERRORS, one_line
+
 MAX_MEMORY_HELP = (
     "refuse work whose estimated peak memory exceeds this (e.g. 8G, 500M; 'inf': no check; "
     "default: the memory available at the start)"
 )
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError)
 
 
 def _convert_released(args: argparse.Namespace) -> int:
     from neuralizer.model.checkpoint import save_checkpoint
-    from neuralizer.model.network import Neuralizer
-    from neuralizer.model.released import load_released_checkpoint
+    from neuralizer.model.released import load_released_checkpoint, model_from_released
 
     state_dict = load_released_checkpoint(args.ckpt, trust_pickle=args.trust_pickle)
-    model = Neuralizer.from_released_state_dict(state_dict)
+    model = model_from_released(state_dict)
     provenance = {"source": "authors' released checkpoint", "converted_from": Path(args.ckpt).name}
     save_checkpoint(args.output, model, provenance=provenance)
     print(f"wrote {args.output} ({model.config})")
@@ -160,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as error:
-        message = " ".join(str(error).split())  # one line, whatever the library said
-        print(f"neuralizer {args.command}: error: {message}", file=sys.stderr)
+        print(f"neuralizer {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -13,9 +13,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from neuralizer.app import browser
 from neuralizer.app.core import write_example
 from neuralizer.cli import main
+
+from . import browser
 
 pytest.importorskip("gradio")
 pytest.importorskip("selenium")

@@ -6,7 +6,8 @@ import pytest
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, ornt_transform
 
 import neuralizer
-from neuralizer.infer.volume import ALL_VIEWS, from_slices, fuse_views, to_slices
+from neuralizer.infer.plan import ALL_VIEWS
+from neuralizer.infer.volume import from_slices, fuse_views, to_slices
 
 from .conftest import (
     ContextMeanModel,

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 import neuralizer
 from neuralizer.cli import main
 from neuralizer.model import ModelConfig, Neuralizer, read_checkpoint, save_checkpoint
-from neuralizer.model.checkpoint import FORMAT
+from neuralizer.model.metadata import FORMAT
 
 
 class _Exploit:
@@ -115,20 +115,6 @@ def test_mismatched_shapes_and_unknown_fields_are_rejected(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         neuralizer.load(tmp_path / "absent.safetensors")
-
-
-def test_atomic_writes_get_the_usual_permissions(tmp_path):
-    import os
-
-    from neuralizer.model.checkpoint import write_atomically
-
-    umask = os.umask(0o022)
-    try:
-        write_atomically(tmp_path / "out.bin", b"data")
-    finally:
-        os.umask(umask)
-    assert (tmp_path / "out.bin").read_bytes() == b"data"
-    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644
 
 
 def test_untrained_network_depends_on_its_seed_alone_and_leaves_the_global_generator():

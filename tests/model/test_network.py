@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from neuralizer.model import ModelConfig, Neuralizer
-from neuralizer.model.network import validate_inputs
+from neuralizer.model.guards import validate_inputs
+from neuralizer.model.released import model_from_released
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,7 @@ def small():
 @pytest.mark.parametrize("fast", [False, True])
 def test_golden_released_weights(golden, fast):
     state_dict, t = golden
-    model = Neuralizer.from_released_state_dict(state_dict)
+    model = model_from_released(state_dict)
     assert model.config == ModelConfig(channels=16, stages=4, in_channels=3, out_channels=3)
     with torch.set_grad_enabled(not fast):
         out = model(t["target_in"], t["context_in"], t["context_out"], fast=fast)

@@ -24,7 +24,8 @@ import neuralizer
 from neuralizer.cli import main
 from neuralizer.data.importer import ScanFiles, check_scan
 from neuralizer.model import ModelConfig, Neuralizer, save_checkpoint
-from neuralizer.model.checkpoint import FORMAT
+from neuralizer.model.metadata import FORMAT
+from neuralizer.model.released import model_from_released
 from neuralizer.train import TrainConfig
 
 FEW = settings(max_examples=max(10, settings.default.max_examples // 4))
@@ -174,7 +175,7 @@ def test_released_state_dicts_with_wrong_keys_or_shapes_are_refused(released, da
     else:
         state_dict[key] = state_dict[key][None]
     with pytest.raises(ValueError):
-        Neuralizer.from_released_state_dict(state_dict)
+        model_from_released(state_dict)
 
 
 @FEW

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from neuralizer.model import ModelConfig, Neuralizer
+from neuralizer.model.guards import MAX_ABS_VALUE
 from neuralizer.model.limits import MemoryLimitError, estimate_forward_bytes, parse_memory
-from neuralizer.model.network import MAX_ABS_VALUE
 
 CONFIG = ModelConfig(channels=4, stages=3)  # H, W multiples of 4
 NAMES = ("target_in", "context_in", "context_out")

@@ -1,4 +1,4 @@
-"""Losses, metrics and the output-range convention, against hand-computed values."""
+"""Losses and metrics, against hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 
 from neuralizer.tasks.losses import (
     batch_loss,
-    clamp_output,
     dice_score,
     episode_losses,
     mse_loss,
@@ -20,16 +19,6 @@ from neuralizer.tasks.losses import (
 
 def t(values):
     return torch.tensor(values, dtype=torch.float32).reshape(1, 1, 1, -1)
-
-
-def test_clamp_output_forward_and_gradient():
-    x = torch.tensor([-0.5, -0.5, 0.3, 1.5, 1.5], requires_grad=True)
-    y = clamp_output(x)
-    assert torch.equal(y.detach(), torch.tensor([0.0, 0.0, 0.3, 1.0, 1.0]))
-    grad = torch.tensor([1.0, -1.0, 2.0, 1.0, -1.0])
-    y.backward(grad)
-    # passed where in range, or where descent (x -= grad) moves x back towards [0, 1]
-    assert torch.equal(x.grad, torch.tensor([0.0, -1.0, 2.0, 1.0, 0.0]))
 
 
 def test_soft_dice_loss_values():

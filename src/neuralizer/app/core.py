@@ -1,19 +1,19 @@
 """What the web app does, without the web: pick the model, write built-in examples, predict.
 
-A prediction goes through the same functions as ``neuralizer predict`` (reading, checks,
-``predict_volume``/``predict``, the atomic writer), with the command's defaults, so a result
+A prediction goes through the runner of ``neuralizer predict`` (``neuralizer.infer.run``: reading,
+checks, ``predict_volume``/``predict``, the atomic writer), with the command's defaults, so a result
 downloaded from the page is the file the command writes for the same inputs, model and seed.
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuralizer.errors import one_line
 from neuralizer.infer.io import suffix
-from neuralizer.infer.volume import ALL_VIEWS
+from neuralizer.infer.plan import ALL_VIEWS
 from neuralizer.model.network import Neuralizer
 
 #: Context pairs of a built-in example; the example's target is the next test subject.
@@ -102,22 +102,8 @@ class Prediction:
     target: object  # neuralizer.infer.io.Loaded
     context_in: list
     context_out: list
-    result: object  # neuralizer.infer.api.PredictResult
+    result: object  # neuralizer.infer.engine.PredictResult
     downloads: list[Path]
-
-
-def predict_args(
-    target: str, output: Path, context_in: list[str], context_out: list[str], **options
-) -> argparse.Namespace:
-    """The ``neuralizer predict`` arguments for these files, its defaults for everything else."""
-    from neuralizer.cli import build_parser
-
-    argv = ["predict", "-i", target, "-o", str(output)]
-    args = build_parser().parse_args(argv)
-    args.context_in, args.context_out = list(context_in), list(context_out)
-    for key, value in options.items():
-        setattr(args, key, value)
-    return args
 
 
 def output_name(target: str | Path, what: str) -> str:
@@ -141,8 +127,9 @@ def run_prediction(
 ) -> Prediction:
     """Check the files, predict, and write the result (and uncertainty) into a new sub-folder of
     ``folder``. User errors raise ValueError/FileNotFoundError before the model runs."""
-    from neuralizer.infer.cli import load_context, predict_file, write_result
     from neuralizer.infer.io import read_input
+    from neuralizer.infer.plan import PredictOptions, load_context
+    from neuralizer.infer.run import OutputFiles, run_one
 
     if not target:
         raise ValueError("no target: upload the scan to process, or pick a built-in example")
@@ -151,24 +138,22 @@ def run_prediction(
     if axis not in SLICE_DIRECTIONS:
         choices = ", ".join(SLICE_DIRECTIONS)
         raise ValueError(f"the slice direction must be one of {choices}, got {axis!r}")
+    # ``neuralizer predict``'s defaults for everything the page does not ask
+    options = PredictOptions(ensemble=int(ensemble), align=align, seed=int(seed), axis=axis)
     run_folder = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
     output = run_folder / output_name(target, "prediction")
     uncertainty = run_folder / output_name(target, "uncertainty") if ensemble > 1 else None
-    args = predict_args(
-        str(target), output, [str(p) for p in context_in], [str(p) for p in context_out],
-        ensemble=int(ensemble), align=align, seed=int(seed), axis=axis,
-    )  # fmt: skip
-    loaded = read_input(args.input)
-    context = load_context(args)
-    result = predict_file(args, loaded, context, model, progress=True)
-    write_result(result, loaded, output, {"uncertainty": uncertainty})
+    loaded = read_input(target)
+    context = load_context(options, [str(p) for p in context_in], [str(p) for p in context_out])
+    files = OutputFiles(output, uncertainty=uncertainty)
+    _, result = run_one(loaded, context, options, files, model, progress=True)
     downloads = [output] + ([uncertainty] if uncertainty is not None else [])
     return Prediction(loaded, context.context_in, context.context_out, result, downloads)
 
 
 def readable(error: BaseException, paths: list[str | Path]) -> str:
     """``error``'s message on one line, with upload folders cut from the file names."""
-    message = " ".join(str(error).split())
+    message = one_line(error)
     for path in sorted({str(p) for p in paths if p}, key=len, reverse=True):
         message = message.replace(path, Path(path).name)
     return message

@@ -25,6 +25,7 @@ from neuralizer.app.core import (
     write_example,
 )
 from neuralizer.app.view import View, render, view_of
+from neuralizer.errors import USER_ERRORS
 
 #: Before gradio is imported: no usage statistics, no version check, no Hugging Face Hub calls.
 OFFLINE_ENVIRONMENT = {
@@ -51,12 +52,6 @@ same to your scan in one pass, with no training. Use a built-in example, or your
 """
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from neuralizer.cli import USER_ERRORS
-
-    return USER_ERRORS
-
-
 def handle_run(app_model: AppModel, folder: Path, target, context_in, context_out, ensemble,
                align, seed, axis="coronal"):  # fmt: skip
     """Predict, or raise ``gr.Error`` with a one-line message (never a stack trace).
@@ -71,7 +66,7 @@ def handle_run(app_model: AppModel, folder: Path, target, context_in, context_ou
             app_model.net, target, _sorted(context_in), _sorted(context_out), ensemble=ensemble,
             align=align, seed=seed, folder=folder, axis=axis,
         )  # fmt: skip
-    except _user_errors() as error:
+    except USER_ERRORS as error:
         raise gr.Error(readable(error, paths), title="Cannot run", print_exception=False) from None
     except Exception as error:  # a bug of ours: the page gets a line, the console the traceback
         traceback.print_exc()
@@ -216,7 +211,7 @@ def build_app(app_model: AppModel, folder: Path):
             progress(0, desc="preparing the example")
             try:
                 files = write_example(name, folder / "examples")
-            except _user_errors() as error:
+            except USER_ERRORS as error:
                 raise gr.Error(readable(error, []), title="Cannot run") from None
             return handle_run(app_model, folder, str(files.target), files.context_in,
                               files.context_out, ensemble, align, seed, axis)  # fmt: skip

@@ -20,8 +20,8 @@ import nibabel as nib
 import numpy as np
 
 from neuralizer.data.cache import config_key, default_cache_dir, read_checked, write_entry
-from neuralizer.data.space import Grid, common_grid, percentile_rescale
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.data.space import Grid, common_grid, foreground, percentile_rescale
+from neuralizer.files import write_atomically
 
 KINDS = ("auto", "head", "brain")
 _REGISTRATION_VOXEL_MM = 2.0
@@ -128,8 +128,7 @@ def guess_kind(data: np.ndarray, affine: np.ndarray) -> str:
     positive = data[data > 0]
     if positive.size == 0:
         raise ValueError("the image is empty (no positive voxels)")
-    foreground = data > 0.1 * np.percentile(positive, 99)
-    volume_ml = foreground.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000.0
+    volume_ml = foreground(data).sum() * abs(np.linalg.det(affine[:3, :3])) / 1000.0
     return "head" if volume_ml > _HEAD_VOLUME_ML else "brain"
 
 

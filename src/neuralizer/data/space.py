@@ -85,14 +85,49 @@ def load_nifti(path: str) -> tuple[np.ndarray, np.ndarray]:
     return data, img.affine
 
 
+#: Intensities are rescaled so that these percentiles of the foreground map to 0 and 1.
+PERCENTILES = (0.5, 99.5)
+
+
+def intensity_range(
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    percentiles: tuple[float, float] = PERCENTILES,
+) -> tuple[float, float]:
+    """The ``percentiles`` of the voxels in ``mask`` (default: the non-zero ones).
+
+    The same function prepares training images and users' scans, so the two cannot drift apart.
+    When the mask holds fewer than max(16, 1 %) of the voxels, all voxels are used; when the
+    percentiles coincide (a flat image), the range is the image's minimum and maximum.
+    """
+    values = image[mask] if mask is not None else image[image != 0]
+    if values.size < max(16, image.size // 100):
+        values = image.ravel()
+    lo, hi = (float(v) for v in np.percentile(values, percentiles))
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        lo, hi = float(image.min()), float(image.max())
+    return lo, hi
+
+
+def rescale(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map [lo, hi] to [0, 1] and clip; float32 (computed in float64)."""
+    scale = np.float64(max(hi - lo, 1e-12))
+    return np.clip((image - np.float64(lo)) / scale, 0.0, 1.0).astype(np.float32)
+
+
 def percentile_rescale(
     image: np.ndarray,
     mask: np.ndarray | None = None,
-    percentiles: tuple[float, float] = (0.5, 99.5),
+    percentiles: tuple[float, float] = PERCENTILES,
 ) -> np.ndarray:
-    """Map the given percentiles (of the voxels in ``mask``, default: non-zero) to [0, 1], clip."""
-    values = image[mask] if mask is not None else image[image > 0]
-    if values.size == 0:
-        return np.zeros_like(image, dtype=np.float32)
-    lo, hi = np.percentile(values, percentiles)
-    return np.clip((image - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+    """Map :func:`intensity_range` (``percentiles`` of the voxels in ``mask``) to [0, 1], clip."""
+    return rescale(image, *intensity_range(image, mask, percentiles))
+
+
+def foreground(data: np.ndarray) -> np.ndarray:
+    """Voxels above 10% of the 99th percentile of the positive voxels (bool, same shape); for an
+    image without positive voxels, those that differ from its minimum."""
+    positive = data[data > 0]
+    if positive.size == 0:
+        return data != data.min()
+    return data > 0.1 * np.percentile(positive, 99)

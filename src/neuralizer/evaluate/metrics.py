@@ -1,7 +1,7 @@
 """Scores of predictions (paper §4.4, SPEC §7), from the training code's own metric functions.
 
 Dice (threshold 0.5) for segmentation-like tasks, PSNR (max value 1) for the rest; raw outputs
-are clamped to [0, 1] first with :func:`neuralizer.tasks.losses.clamp_output`, as in training.
+are clamped to [0, 1] first with :func:`neuralizer.model.output.clamp_output`, as in training.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neuralizer.tasks.losses import clamp_output, dice_score, psnr
+from neuralizer.model.output import clamp_output
+from neuralizer.tasks.losses import dice_score, psnr
 
 
 def metric_name(segmentation_like: bool) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from neuralizer.evaluate.config import BASELINES
 from neuralizer.evaluate.results import read_rows
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.files import write_atomically
 
 #: experiments (by name prefix) that get the shipped model's acceptance table (issue 6)
 ACCEPTANCE_PREFIX = "shipped-acceptance"
@@ -379,7 +379,7 @@ def acceptance_table(rows: list[dict]) -> list[str]:
 #: Rows made by a script rather than an evaluation configuration.
 SCRIPTED = {
     "slice-directions": (
-        ".venv/bin/python scripts/slice_directions.py",
+        ".venv/bin/python -m neuralizer.evaluate.slice_directions",
         """
 > **Slice direction of 3D prediction** (`predict_volume(..., axis=...)`, `--axis`). The shipped
 > model segments five deep structures of 4 test subjects from 4 registered examples (other test

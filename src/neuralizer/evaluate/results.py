@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.files import write_atomically
 
 COLUMNS = (
     "experiment", "method", "task", "instance", "protocol", "label", "modality",

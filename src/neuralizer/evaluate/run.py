@@ -24,8 +24,8 @@ from neuralizer.evaluate.metrics import metric_name, score
 from neuralizer.evaluate.results import append_rows, exclusive, read_rows, row_key
 from neuralizer.evaluate.sets import Instance, build_instances
 from neuralizer.evaluate.unet import train_unet
+from neuralizer.files import write_atomically
 from neuralizer.infer.ensemble import EnsembleConfig, run_ensemble
-from neuralizer.model.checkpoint import write_atomically
 
 #: predict(instance, n, targets) -> len(targets)×1×H×W raw predictions
 Predictor = Callable[[Instance, int, list[int]], np.ndarray]

@@ -24,7 +24,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from neuralizer.evaluate.config import UNetBudget
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.files import write_atomically
 from neuralizer.tasks.losses import batch_loss
 
 

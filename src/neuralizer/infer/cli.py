@@ -1,4 +1,5 @@
-"""``neuralizer predict``: argument parsing and the run of one target or of a folder of targets.
+"""``neuralizer predict``: argument parsing; the runner (``infer/run.py``, ``infer/folder.py``)
+does the work, on :class:`PredictOptions` (no library function takes the parsed arguments).
 
 Every check of the user's files runs before the model is loaded; user errors raise ValueError or
 FileNotFoundError, which the main CLI turns into a one-line message and exit status 2. Outputs are
@@ -8,12 +9,12 @@ written atomically, so a failed run leaves no partial file.
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from neuralizer.infer.io import SUFFIXES, Loaded, check_output_path, read_input, suffix
+from neuralizer.infer.io import SUFFIXES, read_input
+from neuralizer.infer.plan import Context, PredictOptions, load_context
+from neuralizer.infer.run import OutputFiles, run_one
 
 
 def add_predict_command(commands: argparse._SubParsersAction) -> None:
@@ -68,160 +69,52 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_predict)
 
 
-def expand(patterns: list[str]) -> list[str]:
-    """Expand globs (sorted); ``a+b`` specs and plain names pass through unchanged."""
-    out: list[str] = []
-    for pattern in patterns:
-        if "+" not in pattern and any(ch in pattern for ch in "*?["):
-            matches = sorted(glob.glob(pattern))
-            if not matches:
-                raise FileNotFoundError(f"{pattern}: no file matches")
-            out += matches
-        else:
-            out.append(pattern)
-    return out
-
-
-def _labels(values: list[str] | None) -> list[int] | str | None:
-    if values is None:
-        return None
-    if values == ["all"]:
-        return "all"
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise ValueError(f"--labels takes integers or 'all', got {' '.join(values)}") from None
-
-
-@dataclass(frozen=True)
-class Context:
-    """The loaded example pairs (2D: arrays; 3D: volumes) and how to call the library."""
-
-    context_in: list[Loaded]
-    context_out: list[Loaded]
-    volumetric: bool
-    align: str
-
-
-def load_context(args: argparse.Namespace) -> Context:
-    """Read and check the examples (files or a preset); no model is touched."""
-    if args.preset:
-        if args.context_in or args.context_out:
-            raise ValueError("give either --preset or --context-in/--context-out, not both")
-        from neuralizer.infer.presets import preset_context
-
-        c_in, c_out = preset_context(args.preset, args.n_context)
-        return Context(c_in, c_out, True, args.align)
-    c_in = [read_input(p) for p in expand(args.context_in)]
-    c_out = [read_input(p) for p in expand(args.context_out)]
-    from neuralizer.infer.checks import check_context
-
-    check_context(len(c_in), len(c_out))
-    kinds = {c.image is not None for c in c_in + c_out}
-    if len(kinds) > 1:
-        raise ValueError("the context mixes NIfTI volumes and 2D files; use one kind")
-    return Context(c_in, c_out, kinds.pop(), args.align)
-
-
-def precheck(args: argparse.Namespace, target: Loaded, context: Context) -> None:
-    """Every check of the user's data, without torch (so bad input fails within a second)."""
-    from neuralizer.infer.checks import channels_2d, choose_alignment, validate_volumes
-    from neuralizer.infer.outputs import plan_outputs
-
-    if (target.image is not None) != context.volumetric:
-        raise ValueError(
-            f"{target.name} is {'a volume' if target.image is not None else '2D'} but the context "
-            f"is {'volumes' if context.volumetric else '2D'}; give the same kind"
-        )
-    c_in, c_out = context.context_in, context.context_out
-    if context.volumetric:
-        validate_volumes(target, c_in, c_out, context.align)
-        choose_alignment(context.align)
-    else:
-        channels_2d(target.data, [c.data for c in c_in], [c.data for c in c_out])
-    plan_outputs(args.task, _labels(args.labels), [c.data for c in c_out])
-
-
-def predict_file(args: argparse.Namespace, target: Loaded, context: Context, model, progress: bool):
-    """The :class:`PredictResult` for one loaded target (checked first, then predicted)."""
-    precheck(args, target, context)
-    import neuralizer.infer as infer
-
-    common = dict(
-        model=model, task=args.task, labels=_labels(args.labels), ensemble=args.ensemble,
-        seed=args.seed, device=args.device, max_memory=args.max_memory,
-    )  # fmt: skip
-    if context.volumetric:
-        return infer.predict_volume(
-            target, context.context_in, context.context_out, axis=args.axis, align=context.align,
-            batch_size=args.batch_size, progress=progress, **common,
-        )  # fmt: skip
-    return infer.predict(
-        target.data, [c.data for c in context.context_in], [c.data for c in context.context_out],
-        spacing=args.spacing, **common,
+def options_from(args: argparse.Namespace) -> PredictOptions:
+    """The checked :class:`PredictOptions` of parsed ``predict`` arguments."""
+    return PredictOptions(
+        task=args.task, labels=args.labels, ensemble=args.ensemble, axis=args.axis,
+        align=args.align, spacing=args.spacing, seed=args.seed, device=args.device,
+        batch_size=args.batch_size, max_memory=args.max_memory,
     )  # fmt: skip
 
 
-def write_result(result, target: Loaded, output: Path, extras: dict[str, Path | None]) -> None:
-    """The optional uncertainty/probabilities/QC files, then the prediction, each atomically
-    (the prediction last: folder mode takes an existing prediction for a finished target)."""
-    from neuralizer.infer.io import write_output
-
-    for key in ("uncertainty", "probabilities"):
-        path, data = extras.get(key), getattr(result, key)
-        if path is not None and data is not None:
-            write_output(path, data)
-        elif path is not None:
-            print(f"note: a {result.task} task has no {key}; {path} not written", file=sys.stderr)
-    if extras.get("qc") is not None:
-        from neuralizer.infer.qc import save_qc
-
-        save_qc(extras["qc"], target, result)
-    write_output(output, result.prediction)
-
-
-def _check_common(args: argparse.Namespace) -> None:
-    if args.ensemble < 1:
-        raise ValueError(f"--ensemble must be at least 1, got {args.ensemble}")
-    if args.uncertainty and args.ensemble < 2:
+def _check_common(args: argparse.Namespace) -> PredictOptions:
+    """The options (checked as they are made), then what only the command asks."""
+    options = options_from(args)
+    if args.uncertainty and options.ensemble < 2:
         raise ValueError("--uncertainty is the spread across passes: it needs --ensemble K ≥ 2")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    if args.spacing is not None and not args.spacing > 0:
-        raise ValueError(f"--spacing must be a positive number of mm, got {args.spacing}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.max_memory is not None:  # imports torch: only when given
-        from neuralizer.model.limits import parse_memory
-
-        parse_memory(args.max_memory)  # an unreadable size fails before any file is read
+    return options
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    _check_common(args)
+    options = _check_common(args)
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
+    extras = {key: None if getattr(args, key) is None else Path(getattr(args, key))
+              for key in ("uncertainty", "probabilities", "qc")}  # fmt: skip
     if Path(args.input).is_dir():
-        from neuralizer.infer.folder import run_folder
+        from neuralizer.infer.folder import check_folders, run_folder
 
-        return run_folder(args)
-    output = Path(args.output)
-    check_output_path(output)
-    for key in ("uncertainty", "probabilities"):
-        if getattr(args, key):
-            check_output_path(getattr(args, key))
-    if args.qc and suffix(args.qc) != ".png":
-        raise ValueError(f"--qc writes a PNG picture: {args.qc} should end in .png")
+        targets = check_folders(Path(args.input), Path(args.output), extras)
+        context = _context(args, options)
+        return run_folder(targets, Path(args.output), context, options, extras, args.model)
+    files = OutputFiles(Path(args.output), **extras)
+    files.check()
     target = read_input(args.input)
-    context = load_context(args)
-    result = predict_file(args, target, context, args.model, progress=sys.stderr.isatty())
-    extras = {k: Path(getattr(args, k)) if getattr(args, k) else None
-              for k in ("uncertainty", "probabilities", "qc")}  # fmt: skip
-    write_result(result, target, output, extras)
-    print(f"wrote {output} ({result.task}; " + "; ".join(result.steps) + ")")
+    context = _context(args, options)
+    _, result = run_one(target, context, options, files, args.model,
+                        progress=sys.stderr.isatty())  # fmt: skip
+    print(f"wrote {files.prediction} ({result.task}; " + "; ".join(result.steps) + ")")
     return 0
 
 
-__all__ = ["SUFFIXES", "add_predict_command", "run_predict"]
+def _context(args: argparse.Namespace, options: PredictOptions) -> Context:
+    return load_context(options, args.context_in, args.context_out, preset=args.preset,
+                        n_context=args.n_context)  # fmt: skip
+
+
+__all__ = ["SUFFIXES", "add_predict_command", "options_from", "run_predict"]

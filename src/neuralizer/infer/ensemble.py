@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from neuralizer.model.network import Neuralizer
-from neuralizer.tasks.losses import clamp_output
+from neuralizer.model.output import clamp_output
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ Temporary files a kill left behind are removed at the start.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from glob import escape as glob_escape
 from pathlib import Path
 
-from neuralizer.infer.io import SUFFIXES, read_input, suffix
-
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+from neuralizer.errors import USER_ERRORS
+from neuralizer.files import remove_stale_temporaries
+from neuralizer.infer.io import SUFFIXES, suffix
+from neuralizer.infer.plan import Context, PredictOptions
+from neuralizer.infer.run import OutputFiles, run_one
 
 
 def folder_targets(folder: Path) -> list[Path]:
@@ -42,22 +42,17 @@ def inside(folder: Path, name: str) -> Path:
     return path
 
 
-def _remove_stale_temporaries(folders: list[Path], names: list[str]) -> None:
-    """Delete ``.NAME.*.tmp`` files (``write_atomically``'s) of our outputs left by a kill."""
-    for folder in folders:
-        for name in names:
-            for temp in folder.glob(f".{glob_escape(name)}.*.tmp"):
-                temp.unlink(missing_ok=True)
-
-
-def _extra_folders(args: argparse.Namespace, in_dir: Path) -> dict[str, Path | None]:
-    extras: dict[str, Path | None] = {}
-    for key in ("uncertainty", "probabilities", "qc"):
-        value = getattr(args, key)
-        extras[key] = None if value is None else Path(value)
-        if value is not None and extras[key].resolve() == in_dir.resolve():
+def check_folders(in_dir: Path, out_dir: Path, extras: dict[str, Path | None]) -> list[Path]:
+    """The targets of ``in_dir``, after checking that no output folder is a file or the input."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} is a file; with a folder as input, -o must be a folder")
+    if out_dir.resolve() == in_dir.resolve():
+        raise ValueError("the output folder must differ from the input folder")
+    targets = folder_targets(in_dir)
+    for key, folder in extras.items():
+        if folder is not None and folder.resolve() == in_dir.resolve():
             raise ValueError(f"--{key} folder must differ from the input folder")
-    return extras
+    return targets
 
 
 def _named(extras: dict[str, Path | None], name: str) -> dict[str, Path | None]:
@@ -67,49 +62,41 @@ def _named(extras: dict[str, Path | None], name: str) -> dict[str, Path | None]:
             out[key] = None
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            out[key] = (
-                inside(folder, Path(name).with_suffix("").stem + ".png")
-                if key == "qc"
-                else (inside(folder, name))
-            )
+            qc_name = Path(name).with_suffix("").stem + ".png"
+            out[key] = inside(folder, qc_name if key == "qc" else name)
     return out
 
 
-def run_folder(args: argparse.Namespace) -> int:
-    """Predict every file of ``args.input`` into ``args.output``; 1 if any failed, else 0."""
+def run_folder(
+    targets: list[Path],
+    out_dir: Path,
+    context: Context,
+    options: PredictOptions,
+    extras: dict[str, Path | None],
+    model,
+) -> int:
+    """Predict every file of ``targets`` (from :func:`check_folders`) into ``out_dir``, with
+    companions in the ``extras`` folders; 1 if any failed, else 0."""
     from tqdm.auto import tqdm
 
-    from neuralizer.infer.api import resolve_model
-    from neuralizer.infer.cli import _labels, load_context, predict_file, write_result
-    from neuralizer.infer.outputs import plan_outputs
+    from neuralizer.infer.engine import resolve_model
 
-    in_dir, out_dir = Path(args.input), Path(args.output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"{out_dir} is a file; with a folder as input, -o must be a folder")
-    if out_dir.resolve() == in_dir.resolve():
-        raise ValueError("the output folder must differ from the input folder")
-    targets = folder_targets(in_dir)
-    extras = _extra_folders(args, in_dir)
-    context = load_context(args)
-    plan_outputs(args.task, _labels(args.labels), [c.data for c in context.context_out])
-    model = resolve_model(args.model, args.device)  # context checked, targets listed
+    model = resolve_model(model, options.device)  # context checked, targets listed
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [p.name for p in targets] + [
         Path(p.name).with_suffix("").stem + ".png" for p in targets
     ]
-    _remove_stale_temporaries([out_dir, *(f for f in extras.values() if f is not None)], names)
+    for folder in [out_dir, *(f for f in extras.values() if f is not None)]:
+        remove_stale_temporaries(folder, names)  # left by a kill mid-write
     failed: list[tuple[str, str]] = []
     skipped = 0
     for path in tqdm(targets, unit="scan", disable=not sys.stderr.isatty()):
         try:
-            output = inside(out_dir, path.name)
-            companions = _named(extras, path.name)
-            if output.is_file():
+            files = OutputFiles(inside(out_dir, path.name), **_named(extras, path.name))
+            if files.prediction.is_file():
                 skipped += 1
                 continue
-            target = read_input(path)
-            result = predict_file(args, target, context, model, progress=False)
-            write_result(result, target, output, companions)
+            run_one(path, context, options, files, model)
         except USER_ERRORS as error:
             failed.append((path.name, str(error)))
     done = len(targets) - len(failed) - skipped

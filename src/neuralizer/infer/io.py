@@ -216,6 +216,6 @@ def check_output_path(path: str | Path) -> None:
 
 def write_output(path: str | Path, data: np.ndarray | nib.Nifti1Image) -> None:
     """Write ``data`` atomically (temporary file, then rename) in ``path``'s format."""
-    from neuralizer.model.checkpoint import write_atomically
+    from neuralizer.files import write_atomically
 
     write_atomically(path, encode(path, data))

@@ -16,24 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuralizer.data.space import intensity_range, rescale
+
 TASKS = ("auto", "segmentation", "image")
-PERCENTILES = (0.5, 99.5)
-
-
-def intensity_range(image: np.ndarray) -> tuple[float, float]:
-    """The 0.5/99.5 percentiles of the non-zero voxels (of all voxels if few are non-zero)."""
-    values = image[image != 0]
-    if values.size < max(16, image.size // 100):
-        values = image.ravel()
-    lo, hi = (float(v) for v in np.percentile(values, PERCENTILES))
-    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
-        lo, hi = float(image.min()), float(image.max())
-    return lo, hi
-
-
-def rescale(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Map [lo, hi] to [0, 1] and clip; float32."""
-    return np.clip((image - lo) / max(hi - lo, 1e-12), 0.0, 1.0).astype(np.float32)
 
 
 def is_blank(image: np.ndarray) -> bool:

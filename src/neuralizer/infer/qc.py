@@ -13,15 +13,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from neuralizer.files import write_atomically
 from neuralizer.infer.io import Loaded
-from neuralizer.model.checkpoint import write_atomically
 
 
 def _views(target: Loaded, result) -> list[tuple[np.ndarray, np.ndarray]]:
     """(target, result) 2D pairs to draw, display-oriented (superior/anterior up)."""
     if target.image is None:
         return [(target.data[0], np.asarray(result.prediction, np.float32))]
-    from neuralizer.infer.volume import foreground
+    from neuralizer.data.space import foreground
 
     image = nib.as_closest_canonical(nib.Nifti1Image(target.data[0], target.image.affine))
     pred = nib.as_closest_canonical(result.prediction)

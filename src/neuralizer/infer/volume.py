@@ -19,9 +19,9 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from neuralizer.data.space import Grid, resample_to_grid
+from neuralizer.data.space import Grid, foreground, resample_to_grid
 from neuralizer.infer.align import align_context, register_all
-from neuralizer.infer.api import (
+from neuralizer.infer.engine import (
     PredictResult,
     check_prediction_memory,
     model_geometry,
@@ -29,17 +29,9 @@ from neuralizer.infer.api import (
     rescale_channels,
     resolve_model,
 )
-from neuralizer.infer.checks import as_loaded, choose_alignment, validate_volumes
-from neuralizer.infer.ensemble import EnsembleConfig
 from neuralizer.infer.io import Loaded, nifti_like
-from neuralizer.infer.outputs import plan_outputs
-from neuralizer.model.limits import parse_memory
+from neuralizer.infer.plan import ALL_VIEWS, AXES, PredictPlan, plan_given, plan_volumes
 from neuralizer.model.network import Neuralizer
-
-AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
-ALL_VIEWS = ("coronal", "axial", "sagittal")  # axis="all": coronal first, its grid registers
-VIEWS = (*AXES, "all")
-_MIN_OVERLAP = 0.2
 
 
 def to_slices(volume: np.ndarray, axis: int) -> np.ndarray:
@@ -52,14 +44,6 @@ def to_slices(volume: np.ndarray, axis: int) -> np.ndarray:
 def from_slices(slices: np.ndarray, axis: int) -> np.ndarray:
     """Inverse of :func:`to_slices` for N×H×W slices -> X×Y×Z."""
     return np.moveaxis(np.swapaxes(slices[..., ::-1, :], -1, -2), 0, axis)
-
-
-def foreground(data: np.ndarray) -> np.ndarray:
-    """Voxels above 10% of the 99th percentile of the non-zero voxels (bool, X×Y×Z)."""
-    positive = data[data > 0]
-    if positive.size == 0:
-        return data != data.min()
-    return data > 0.1 * np.percentile(positive, 99)
 
 
 def working_grid(
@@ -91,8 +75,8 @@ def resample_channels(loaded: Loaded, grid: Grid, order: int = 1) -> np.ndarray:
 
 def predict_volume(
     target: Any,
-    context_in: Sequence[Any],
-    context_out: Sequence[Any],
+    context_in: Sequence[Any] | None = None,
+    context_out: Sequence[Any] | None = None,
     *,
     model: Neuralizer | str | Path | None = None,
     task: str = "auto",
@@ -110,7 +94,9 @@ def predict_volume(
 
     Args:
         target: NIfTI path (``a.nii.gz+b.nii.gz`` joins channels) or nibabel image, X×Y×Z or
-            X×Y×Z×C with C ≤ 3, any orientation, resolution and intensity range.
+            X×Y×Z×C with C ≤ 3, any orientation, resolution and intensity range; or a volume
+            :class:`~neuralizer.infer.plan.PredictPlan` (checked already: the context and every
+            option but ``model`` and ``progress`` come from it).
         context_in, context_out: L volumes each (paths or images); each pair on one grid.
         model, task, labels, ensemble, seed, device: as in :func:`neuralizer.predict`.
         axis: slice direction, "coronal" (the training default), "axial" or "sagittal"; or
@@ -125,26 +111,31 @@ def predict_volume(
         :class:`PredictResult` whose ``prediction`` (and ``uncertainty``, ``probabilities``) are
         NIfTI images on the target's grid with its affine, qform/sform codes and header.
     """
-    if axis not in VIEWS:
-        raise ValueError(f"unknown axis {axis!r}; choose one of {VIEWS}")
-    EnsembleConfig(passes=ensemble)
-    target_l = as_loaded(target, "target")
-    c_in = [as_loaded(c, f"context_in[{i}]") for i, c in enumerate(context_in)]
-    c_out = [as_loaded(c, f"context_out[{i}]") for i, c in enumerate(context_out)]
-    validate_volumes(target_l, c_in, c_out, align)
-    plan = plan_outputs(task, labels, [c.data for c in c_out])
-    mode = choose_alignment(align)
-    limit = parse_memory(max_memory)
-    net = resolve_model(model, device)  # only after every check of the user's data
+    options = dict(
+        task=task, labels=labels, ensemble=ensemble, axis=axis, align=align, seed=seed,
+        device=device, batch_size=batch_size, max_memory=max_memory,
+    )  # fmt: skip
+    plan = plan_given(target, context_in, context_out, options, plan_volumes)
+    if not plan.volumetric:
+        raise ValueError("this plan is of 2D images: call neuralizer.predict with it")
+    net = resolve_model(model, plan.options.device)  # only after every check of the user's data
+    return predict_plan_volume(plan, net, progress=progress)
 
-    voxel_size_mm, image_size = model_geometry(net)
-    views = ALL_VIEWS if axis == "all" else (axis,)
+
+def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = False):
+    """The :class:`PredictResult` of a checked volume ``plan`` with the ready model ``net``."""
+    options, outputs, target_l = plan.options, plan.outputs, plan.target
+    c_in, c_out = list(plan.context_in), list(plan.context_out)
+    geometry = model_geometry(net)
+    voxel_size_mm, image_size = geometry.voxel_size_mm, geometry.image_size
+    views = ALL_VIEWS if options.axis == "all" else (options.axis,)
     grids = [working_grid(target_l, voxel_size_mm, image_size, AXES[v]) for v in views]
     for view, grid in zip(views, grids, strict=True):
-        batch = min(batch_size, grid.shape[AXES[view]])
-        check_prediction_memory(net, batch, len(c_in), image_size, limit)
+        batch = min(options.batch_size, grid.shape[AXES[view]])
+        check_prediction_memory(net, batch, len(c_in), image_size, options.max_memory)
     works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
     transforms = None  # world-space registrations, shared by every view
+    mode, seed = options.align, options.seed
     if mode == "affine":
         transforms = register_all(works[0][0], grids[0].affine, c_in, seed=seed)
     steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm (RAS), {v} slices"
@@ -152,22 +143,24 @@ def predict_volume(
     steps += [f"alignment: {mode}"]
     per_view = []
     for view, grid, target_work in zip(views, grids, works, strict=True):
-        discrete = plan.kind != "image"
+        discrete = outputs.kind != "image"
         pairs = align_context(mode, target_work[0], grid, c_in, c_out, discrete=discrete,
                               seed=seed, transforms=transforms)  # fmt: skip
-        maps, spread = _predict_on_grid(net, plan, target_work, pairs, AXES[view], ensemble,
-                                        seed, batch_size, progress, limit)  # fmt: skip
+        maps, spread = _predict_on_grid(net, outputs, target_work, pairs, AXES[view],
+                                        options.ensemble, seed, options.batch_size,
+                                        progress)  # fmt: skip
         per_view.append((_to_target(maps, grid, target_l), _to_target(spread, grid, target_l)))
     back, back_spread = fuse_views(per_view)
-    result, uncertainty, probabilities = plan.finish(np.clip(back, 0, 1), back_spread)
+    result, uncertainty, probabilities = outputs.finish(np.clip(back, 0, 1), back_spread)
     steps.append(f"resampled back onto the target grid {target_l.spatial_shape}")
     if len(views) > 1:
         steps.append(f"averaged the {len(views)} views' maps")
-    steps.append(f"{plan.kind}: {len(c_in)} context pairs, ensemble {ensemble}")
+    steps.append(f"{outputs.kind}: {len(c_in)} context pairs, ensemble {options.ensemble}")
     reference = target_l.image
     return PredictResult(
         nifti_like(result, reference), _nifti_or_none(uncertainty, reference),
-        _nifti_or_none(probabilities, reference), plan.kind, plan.label_values, tuple(steps),
+        _nifti_or_none(probabilities, reference), outputs.kind, outputs.label_values,
+        tuple(steps),
     )  # fmt: skip
 
 
@@ -212,7 +205,6 @@ def _predict_on_grid(
     seed: int,
     batch_size: int,
     progress: bool,
-    max_memory: float | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """M×X×Y×Z maps (and s.d.) on the working grid; blank target slices are not run (zero)."""
     from tqdm.auto import tqdm
@@ -226,7 +218,6 @@ def _predict_on_grid(
         maps_a, spread_a = predict_maps(
             net, plan, torch.from_numpy(slices[active]), torch.from_numpy(context_in),
             context_out, ensemble=ensemble, seed=seed, batch_size=batch_size, step=bar.update,
-            max_memory=max_memory,
         )  # fmt: skip
     shape = (plan.n_maps, len(slices), *slices.shape[-2:])
     maps = np.zeros(shape, np.float32)

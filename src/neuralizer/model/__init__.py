@@ -1,6 +1,20 @@
-"""The Neuralizer network, its fast inference path and checkpoints."""
+"""The Neuralizer network, its fast inference path and checkpoints.
 
-from neuralizer.model.checkpoint import load, read_checkpoint, save_checkpoint
-from neuralizer.model.network import ModelConfig, Neuralizer
+Names are imported on first use (PEP 562), so that ``neuralizer.model.limits`` (memory sizes,
+torch-free) can be read by the fast input checks before torch is imported.
+"""
 
-__all__ = ["ModelConfig", "Neuralizer", "load", "read_checkpoint", "save_checkpoint"]
+from neuralizer.lazy import lazy_names
+
+_LAZY = {
+    "ModelConfig": "neuralizer.model.config",
+    "Neuralizer": "neuralizer.model.network",
+    "load": "neuralizer.model.checkpoint",
+    "read_checkpoint": "neuralizer.model.checkpoint",
+    "save_checkpoint": "neuralizer.model.checkpoint",
+}
+
+
+__getattr__ = lazy_names("neuralizer.model", _LAZY)
+
+__all__ = list(_LAZY)

@@ -1,15 +1,12 @@
-"""Our checkpoint format: one ``.safetensors`` file; its metadata holds JSON describing the model.
+"""Our checkpoint format: one ``.safetensors`` file; its metadata describes the model.
 
-Metadata keys: ``format`` (``FORMAT``), ``model_config``, ``train_config`` (or null) and
-``provenance`` (data sources, code version, metrics), each a JSON string. Nothing is pickled, so
-loading a checkpoint cannot run code.
+The metadata (model config, geometry, training config, provenance) is the typed record
+:class:`~neuralizer.model.metadata.CheckpointMetadata`. Nothing is pickled, so loading a
+checkpoint cannot run code.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,56 +14,41 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from neuralizer.model.network import ModelConfig, Neuralizer
+from neuralizer.files import write_atomically
+from neuralizer.model.config import ModelConfig
+from neuralizer.model.metadata import CheckpointMetadata, Geometry
+from neuralizer.model.network import Neuralizer
 
-FORMAT = "neuralizer-checkpoint/1"
 DEFAULT_WEIGHTS = (
     Path(__file__).resolve().parent.parent / "weights" / "neuralizer-default.safetensors"
 )
-
-
-def write_atomically(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        # mkstemp creates the file 0600; give the result the permissions of a plain open().
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
     path: str | Path,
     model: Neuralizer,
     *,
+    geometry: Geometry | None = None,
     train_config: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> None:
-    """Save ``model`` with its config (and optional training config and provenance), atomically."""
+    """Save ``model`` with its config, atomically; and its training ``geometry`` (None: not
+    recorded, inferred from ``provenance`` on load), training config and provenance."""
     from neuralizer import __version__
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {
-        "format": FORMAT,
-        "model_config": json.dumps(model.config.to_dict()),
-        "train_config": json.dumps(train_config),
-        "provenance": json.dumps({"code_version": __version__, **(provenance or {})}),
-    }
-    write_atomically(path, safetensors_bytes(tensors, metadata=metadata))
+    metadata = CheckpointMetadata(
+        model.config,
+        geometry or Geometry.inferred(provenance),
+        train_config,
+        {"code_version": __version__, **(provenance or {})},
+        geometry_recorded=geometry is not None,
+    )
+    write_atomically(path, safetensors_bytes(tensors, metadata=metadata.to_strings()))
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and decoded metadata of a checkpoint; ValueError if it is not one of ours."""
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMetadata]:
+    """Tensors and checked metadata of a checkpoint; ValueError if it is not one of ours."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -80,15 +62,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             "files: pickle-based files (torch.save, .ckpt, .pt) are refused because reading them "
             "can run code. Convert the authors' .ckpt with `neuralizer convert-released`."
         ) from None
-    if raw.get("format") != FORMAT:
-        raise ValueError(f"{path} is a safetensors file but not a {FORMAT} checkpoint")
-    try:
-        metadata = {
-            key: json.loads(raw[key]) for key in ("model_config", "train_config", "provenance")
-        }
-    except (KeyError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} has missing or malformed metadata: {error}") from None
-    return tensors, metadata
+    return tensors, CheckpointMetadata.from_strings(raw, str(path))
 
 
 def check_state_dict(path: str | Path, expected: dict, found: dict, what: str) -> None:
@@ -127,11 +101,9 @@ def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") 
             )
         path = DEFAULT_WEIGHTS
     tensors, metadata = read_checkpoint(path)
-    if not isinstance(metadata["model_config"], dict):
-        raise ValueError(f"{path}: model_config must be a JSON object")
     # Built on the meta device: shapes are checked before any memory is allocated for weights.
     with torch.device("meta"):
-        model = Neuralizer(ModelConfig.from_dict(metadata["model_config"]))
+        model = Neuralizer(metadata.model)
     check_state_dict(path, model.state_dict(), tensors, "its model_config")
     problems = [f"{k}: dtype {v.dtype}" for k, v in tensors.items() if not v.is_floating_point()]
     problems += [f"{k}: NaN or Inf values" for k, v in tensors.items() if not v.isfinite().all()]
@@ -139,6 +111,8 @@ def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") 
         raise ValueError(f"{path} holds unusable weights: " + "; ".join(problems[:5]))
     tensors = {k: v.float() for k, v in tensors.items()}
     model.load_state_dict(tensors, strict=True, assign=True)
-    model.provenance = metadata["provenance"]
-    model.train_config = metadata["train_config"]
+    model.metadata = metadata
+    model.geometry = metadata.geometry
+    model.provenance = metadata.provenance
+    model.train_config = metadata.train_config
     return model.to(device).eval()

@@ -13,11 +13,14 @@ What it changes, all exact up to float rounding (SPEC §1):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuralizer.model.network import Neuralizer, PairwiseConvAvg, ResUnit, UpFuse
+if TYPE_CHECKING:  # network.py dispatches to this module: no import back at run time
+    from neuralizer.model.network import Neuralizer, PairwiseConvAvg, ResUnit, UpFuse
 
 # Context rows per chunk are chosen so that one chunk of the stream is about this many bytes.
 CHUNK_BYTES = 8 * 2**20
@@ -72,7 +75,7 @@ def _up_fuse(up: UpFuse, r_C: Tensor, skip_C: Tensor) -> Tensor:
     starts, rows = _chunks(r_C.shape[0], skip_C[0])
     for lo in starts:
         hi = min(lo + rows, r_C.shape[0])
-        skip_C[lo:hi] = UpFuse.fuse(up.context_fuse, r_C[lo:hi], skip_C[lo:hi])
+        skip_C[lo:hi] = up.fuse(up.context_fuse, r_C[lo:hi], skip_C[lo:hi])
     return skip_C
 
 
@@ -96,7 +99,7 @@ def fast_forward(
     skips.pop()
     for index, (up, block) in enumerate(zip(model.up, model.decoder, strict=True)):
         skip_x, skip_C = skips.pop()
-        r_x = UpFuse.fuse(up.target_fuse, r_x, skip_x)
+        r_x = up.fuse(up.target_fuse, r_x, skip_x)
         r_C = _up_fuse(up, r_C, skip_C)
         r_x = _block(block, r_x, r_C, update_context=index < len(model.decoder) - 1)
     result = model.out_conv(_res_unit(model.out_res, r_x))

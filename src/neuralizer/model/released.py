@@ -9,7 +9,8 @@ from pickle import UnpicklingError  # the exception class only: nothing here unp
 import torch
 from torch import Tensor
 
-from neuralizer.model.network import ModelConfig
+from neuralizer.model.config import ModelConfig
+from neuralizer.model.network import Neuralizer
 
 # (released pattern, our replacement), applied in order; "*.module.*" marks context-stream modules.
 _KEY_RULES: tuple[tuple[str, str], ...] = (
@@ -115,3 +116,26 @@ def load_released_checkpoint(path: str | Path, *, trust_pickle: bool = False) ->
     ):
         raise ValueError(f"{path} holds no state dict of named tensors")
     return {k: v for k, v in state_dict.items() if k.startswith("net.")} or state_dict
+
+
+def model_from_released(state_dict: dict[str, Tensor]) -> Neuralizer:
+    """Build and load a model from the authors' released state dict (keys ``net.…``)."""
+    config = config_from_released(state_dict)
+    converted = convert_released_keys(state_dict)
+    with torch.device("meta"):  # shapes first, before allocating anything
+        expected = Neuralizer(config).state_dict()
+    mismatched = [
+        f"{key}: {tuple(converted[key].shape)} instead of {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in converted and converted[key].shape != value.shape
+    ]
+    missing = sorted(set(expected) - set(converted))
+    if mismatched or missing or set(converted) - set(expected):
+        extra = sorted(set(converted) - set(expected))
+        problems = mismatched + [f"missing {k}" for k in missing] + [f"extra {k}" for k in extra]
+        raise ValueError(
+            f"the released state dict does not fit {config}: " + "; ".join(problems[:5])
+        )
+    model = Neuralizer(config)
+    model.load_state_dict({k: v.float() for k, v in converted.items()}, strict=True)
+    return model.eval()

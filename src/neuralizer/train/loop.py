@@ -15,8 +15,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from neuralizer.model.checkpoint import save_checkpoint, write_atomically
-from neuralizer.model.limits import check_memory, estimate_forward_bytes
+from neuralizer.files import remove_stale_temporaries, write_atomically
+from neuralizer.model.checkpoint import save_checkpoint
+from neuralizer.model.guards import check_pass_memory
+from neuralizer.model.metadata import Geometry
 from neuralizer.model.network import ModelConfig, Neuralizer
 from neuralizer.tasks.episode import Batch
 from neuralizer.tasks.losses import batch_loss, dice_score, episode_losses, psnr
@@ -202,13 +204,10 @@ def _truncate_log(path: Path, step: int) -> None:
         write_atomically(path, "".join(line + "\n" for line in kept).encode())
 
 
-def _remove_stale_temporaries(root: Path) -> None:
+def _remove_stale_temporaries(files: RunFiles) -> None:
     """Temporary files of ``write_atomically`` left by a process killed mid-write."""
-    for name in ("state", "latest", "best"):
-        for stale in root.glob(f".{name}.safetensors.*.tmp"):
-            stale.unlink(missing_ok=True)
-    for stale in root.glob(".log.jsonl.*.tmp"):
-        stale.unlink(missing_ok=True)
+    names = [p.name for p in (files.state, files.latest, files.best, files.log)]
+    remove_stale_temporaries(files.root, names)
 
 
 def _provenance(cfg: TrainConfig, progress: Progress) -> dict:
@@ -222,10 +221,18 @@ def _provenance(cfg: TrainConfig, progress: Progress) -> dict:
     }
 
 
-def _save(files: RunFiles, model, ema, optimizer, progress: Progress, cfg: TrainConfig) -> None:
+def _geometry(cfg: TrainConfig, example: Batch) -> Geometry:
+    """The slices this run trains on, which inference must reproduce (saved in checkpoints)."""
+    height, width = example.target_in.shape[-2:]
+    return Geometry(image_size=(height, width), voxel_size_mm=cfg.voxel_size_mm, axis=cfg.axis)
+
+
+def _save(files: RunFiles, model, ema, optimizer, progress: Progress, cfg: TrainConfig,
+          geometry: Geometry) -> None:  # fmt: skip
     save_checkpoint(
         files.latest,
         _evaluated(model, ema),
+        geometry=geometry,
         train_config=cfg.to_dict(),
         provenance=_provenance(cfg, progress),
     )
@@ -267,7 +274,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
             _truncate_log(files.log, progress.step)
             # config.json keeps the run's first config; the log says what each resume changed.
             _append_log(files.log, {"step": progress.step, "event": "resume", "changed": changed})
-            _remove_stale_temporaries(files.root)
+            _remove_stale_temporaries(files)
     elif files.state.is_file():
         raise FileExistsError(f"{files.state} exists: pass --resume, or use a new run_dir")
     # The last block's context update feeds nothing (its weights exist for the released layout):
@@ -282,14 +289,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     net = DistributedDataParallel(model) if ctx.world_size > 1 else model
 
     train_sampler, val_batches = build_samplers(cfg)
-    _check_step_memory(cfg, val_batches[0], max_memory)
+    _check_step_memory(cfg, model.config, val_batches[0], max_memory)
+    geometry = _geometry(cfg, val_batches[0])
     if ctx.is_main and progress.step == 0:
         # A new run (or a resume before its first checkpoint): nothing is written before the
         # memory check, so a refused run leaves no half-started run directory behind.
         files.root.mkdir(parents=True, exist_ok=True)
         write_atomically(files.root / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
         files.log.unlink(missing_ok=True)
-        _remove_stale_temporaries(files.root)
+        _remove_stale_temporaries(files)
     batch_index = lambda step: (0 if cfg.fixed_batch else step) * ctx.world_size + ctx.rank  # noqa: E731
     loader = torch.utils.data.DataLoader(
         _Batches(train_sampler, batch_index, progress.step, cfg.max_steps),
@@ -322,12 +330,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
                     "n_context": batch.context_in.shape[1],
                 }
                 _append_log(files.log, record)
-            done = _end_of_epoch(progress, cfg, _evaluated(model, ema), val_batches, ctx, files)
+            evaluated = _evaluated(model, ema)
+            done = _end_of_epoch(progress, cfg, evaluated, val_batches, ctx, files, geometry)
             done = done or progress.step >= cfg.max_steps
             if ctx.is_main and (
                 done or stop.requested or progress.step % cfg.checkpoint_every == 0
             ):
-                _save(files, model, ema, optimizer, progress, cfg)
+                _save(files, model, ema, optimizer, progress, cfg, geometry)
             if done or stop.requested:
                 break
     bar.close()
@@ -338,20 +347,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     return progress
 
 
-def _check_step_memory(cfg: TrainConfig, example: Batch, max_memory: float | None) -> None:
-    height, width = example.target_in.shape[-2:]
+def _check_step_memory(
+    cfg: TrainConfig, config: ModelConfig, example: Batch, max_memory: float | None
+) -> None:
+    """The run's one memory check (the steps pass ``max_memory=math.inf`` to the model)."""
+    size = tuple(example.target_in.shape[-2:])
     micro = micro_batch(cfg, cfg.max_context)
-    estimate = estimate_forward_bytes(
-        cfg.channels, 3, 1, micro, cfg.max_context, height, width, path="grad"
-    )
     what = (
         f"a training step (micro-batch of {micro} episodes, max_context="
-        f"{cfg.max_context}, {height}×{width}, channels={cfg.channels})"
+        f"{cfg.max_context}, {size[0]}×{size[1]}, channels={config.channels})"
     )
-    check_memory(estimate, max_memory, what)
+    check_pass_memory(config, micro, cfg.max_context, size, "grad", max_memory, what)
 
 
-def _end_of_epoch(progress, cfg, model, val_batches, ctx, files) -> bool:
+def _end_of_epoch(progress, cfg, model, val_batches, ctx, files, geometry: Geometry) -> bool:
     """Validate every ``steps_per_epoch`` steps; keep the best; True when patience runs out."""
     if progress.step % cfg.steps_per_epoch:
         return False
@@ -365,7 +374,8 @@ def _end_of_epoch(progress, cfg, model, val_batches, ctx, files) -> bool:
         )
         if ctx.is_main:
             provenance = {**_provenance(cfg, progress), "validation": result}
-            save_checkpoint(files.best, model, train_config=cfg.to_dict(), provenance=provenance)
+            save_checkpoint(files.best, model, geometry=geometry, train_config=cfg.to_dict(),
+                            provenance=provenance)  # fmt: skip
     else:
         progress.bad_epochs += 1
     if ctx.is_main:

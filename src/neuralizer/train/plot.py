@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.files import write_atomically
 
 
 def read_log(path: str | Path) -> list[dict]:

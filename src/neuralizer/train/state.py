@@ -17,7 +17,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch.optim.swa_utils import AveragedModel
 
-from neuralizer.model.checkpoint import check_state_dict, write_atomically
+from neuralizer.files import write_atomically
+from neuralizer.model.checkpoint import check_state_dict
 from neuralizer.model.network import Neuralizer
 
 FORMAT = "neuralizer-train-state/1"

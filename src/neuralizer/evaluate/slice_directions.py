@@ -1,6 +1,7 @@
 """Slice direction of 3D prediction: coronal, axial, sagittal slices, and the three averaged.
 
-    .venv/bin/python scripts/slice_directions.py     # docs/results/slice-directions.csv + figure
+    .venv/bin/python -m neuralizer.evaluate.slice_directions   # from the checkout's root:
+                                                # docs/results/slice-directions.csv + figure
 
 The shipped model segments five deep structures (Desikan-Killiany labels, both sides) of four
 embedded test subjects, each from the 4 first other test subjects as examples, registered once
@@ -26,12 +27,11 @@ from neuralizer.data.space import Grid, coronal_view
 from neuralizer.data.subjects import SynthConfig, SynthSliceSource
 from neuralizer.evaluate.metrics import dice
 from neuralizer.evaluate.results import write_rows
+from neuralizer.files import write_atomically
 from neuralizer.infer.align import register_all
 from neuralizer.infer.checks import as_loaded
-from neuralizer.infer.volume import ALL_VIEWS
-from neuralizer.model.checkpoint import write_atomically
+from neuralizer.infer.plan import ALL_VIEWS
 
-ROOT = Path(__file__).resolve().parent.parent
 NAME = "slice-directions"
 TARGETS = (0, 5, 6, 7)
 N_CONTEXT = 4
@@ -64,7 +64,8 @@ def _t1(volumes: dict, affine) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.asarray(volumes["images__t1_brain"], np.float32), affine)
 
 
-def main() -> None:
+def main(root: Path = Path()) -> None:
+    """Predict, write ``root``/docs/results/slice-directions.csv and the example figure."""
     subjects = SynthSliceSource("test", 10, SynthConfig(voxel_size_mm=2.0))
     affine = subjects.grid.affine
     model = neuralizer.load()
@@ -98,8 +99,8 @@ def main() -> None:
             print(t, label, *(r["value"] for r in rows[-4:]), flush=True)
             if example is None:
                 example = (np.asarray(target.dataobj), gt, [*maps, fused])
-    write_rows(ROOT / "docs" / "results" / f"{NAME}.csv", rows)
-    _figure(*example, ROOT / "docs" / "img" / f"{NAME}-examples.png")
+    write_rows(root / "docs" / "results" / f"{NAME}.csv", rows)
+    _figure(*example, root / "docs" / "img" / f"{NAME}-examples.png")
 
 
 def _figure(image: np.ndarray, truth: np.ndarray, maps: list[np.ndarray], path: Path) -> None:

@@ -1,6 +1,7 @@
 """Drive the web app in a real browser: a ``neuralizer serve`` process and headless Chromium.
 
-For the app's tests and ``scripts/app_screenshot.py``. Chromium and its WebDriver come from the
+A test helper (not shipped in the package), for the app's browser tests and
+``scripts/app_screenshot.py``. Chromium and its WebDriver come from the
 system packages (Debian: ``chromium``, ``chromium-driver``); nothing is downloaded at run time.
 """
 

@@ -82,13 +82,13 @@ def worker(kind: str, args: argparse.Namespace) -> dict:
     load_s = time.perf_counter() - start
     if kind == "align":
         from neuralizer.infer.align import align_context
-        from neuralizer.infer.api import model_geometry, rescale_channels
         from neuralizer.infer.checks import as_loaded
+        from neuralizer.infer.engine import model_geometry, rescale_channels
         from neuralizer.infer.volume import resample_channels, working_grid
 
         loaded = as_loaded(target, "target")
-        voxel, size = model_geometry(model)
-        grid = working_grid(loaded, voxel, size, 1)
+        geometry = model_geometry(model)
+        grid = working_grid(loaded, geometry.voxel_size_mm, geometry.image_size, 1)
         fixed = rescale_channels(resample_channels(loaded, grid))[0]
         pairs_in = [as_loaded(c, "in") for c in c_in]
         pairs_out = [as_loaded(c, "out") for c in c_out]

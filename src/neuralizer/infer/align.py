@@ -23,7 +23,7 @@ from neuralizer.infer.io import Loaded
 
 
 def _rescaled(channels: np.ndarray) -> np.ndarray:
-    from neuralizer.infer.api import rescale_channels
+    from neuralizer.infer.engine import rescale_channels
 
     return rescale_channels(channels)
 

@@ -112,19 +112,25 @@ def run_demo(
     """Run every demo task; write NIfTI files, ``demo.png`` and ``metrics.csv`` into ``output``."""
     from neuralizer.data.register import resample_with_transform
     from neuralizer.infer.io import nifti_like, write_output
-    from neuralizer.infer.presets import MAX_EXAMPLES, example_volumes, people_source
+    from neuralizer.infer.presets import (
+        MAX_EXAMPLES,
+        example_indices,
+        example_volumes,
+        people_source,
+    )
     from neuralizer.infer.volume import predict_volume
 
     if not 1 <= n_context <= MAX_EXAMPLES:
         raise ValueError(f"the demo uses 1 to {MAX_EXAMPLES} examples, not {n_context}")
     started = time.monotonic()
     net, state = _model(seed, model)
-    # Examples: training people 1, 2, ... with their poses (the skull-stripping preset's people);
-    # the scan: test person 5, never trained on.
-    source = people_source("train", n_context)
+    # Examples: the skull-stripping preset's training people, for every task; the scan: test
+    # person 5, never trained on.
+    source = people_source("train", 2 * MAX_EXAMPLES)
     scan_source = people_source("test", 1)
     target, t_seed = example_volumes(scan_source, 0)
-    subjects = [example_volumes(source, i) for i in range(n_context)]
+    indices = example_indices("skullstrip", source, n_context)
+    subjects = [example_volumes(source, i) for i in indices]
     transforms = _register(source, target, [v for v, _ in subjects], seed)
     grid, affine = source.grid, source.grid.affine
     head = np.asarray(target["head"]) > 0

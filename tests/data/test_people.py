@@ -28,6 +28,7 @@ from neuralizer.data.render import (
 from neuralizer.data.subjects import SynthConfig, SynthSliceSource
 from neuralizer.evaluate.config import EvalConfig
 from neuralizer.evaluate.sets import build_instances, make_sources
+from neuralizer.infer.presets import MAX_EXAMPLES, example_indices
 from neuralizer.tasks.sampler import EpisodeSampler, SamplerConfig
 from neuralizer.tasks.spatial import mirrored_labels
 from neuralizer.train.config import TrainConfig
@@ -175,3 +176,13 @@ def test_people_evaluation_set_targets_test_people_with_context_from_the_others(
     assert all(i.protocol == "aseg" for i in instances[:3])
     with pytest.raises(ValueError, match="pool_split 'train'"):
         dataclasses.replace(config, pool_split="test")
+
+
+def test_presets_draw_distinct_training_people_and_skull_stripping_skips_the_crop(train):
+    indices = example_indices("skullstrip", train, MAX_EXAMPLES)
+    people = [train.person(i) for i in indices]
+    assert len(set(people)) == MAX_EXAMPLES and set(people) <= set(PEOPLE_SPLITS["train"])
+    assert train.excluded("skull_stripping") == frozenset(
+        i for i in range(len(train)) if train.person(i) == 3
+    )  # person 3: its field of view ends at the brainstem inside the grid
+    assert 3 not in people and 3 in {train.person(i) for i in example_indices("thalamus", train, 3)}

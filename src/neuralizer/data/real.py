@@ -141,6 +141,8 @@ class PeopleSliceSource(SynthSliceSource):
     ``volumes``, ``paper_position``), built once per subject and cached on disk.
     """
 
+    cache_kind = "people"
+
     def __init__(
         self,
         split: str,

@@ -175,6 +175,8 @@ class SynthSliceSource:
     Volumes are synthesised on first use and cached on disk.
     """
 
+    cache_kind = "subjects"  # the cache folder's name: "<cache_kind>-<key>"
+
     def __init__(
         self,
         split: str,
@@ -200,7 +202,7 @@ class SynthSliceSource:
         self.evaluation = evaluation
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.key = self._make_key()
-        self.root = self.cache_dir / f"subjects-{self.key}"
+        self.root = self.cache_dir / f"{self.cache_kind}-{self.key}"
         self.label_names = {p: label_names(p) for p in self.config.protocols}
         self._anatomy: Anatomy | None = None
         self._entries: dict[int, tuple[dict[str, np.ndarray], dict]] = {}

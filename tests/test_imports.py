@@ -16,18 +16,20 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Part -> the parts it may import. A part is a sub-package (``model``) or a top-level module
 #: (``cli``, ``files``); ``root`` is ``neuralizer/__init__.py`` (the version, lazy names).
-#: ``files``, ``errors`` and ``lazy`` are the ground floor: they import no other part.
+#: ``files``, ``errors``, ``lazy`` and ``jsonconfig`` are the ground floor: they import no other
+#: part.
 ALLOWED: dict[str, set[str]] = {
     "root": {"lazy"},
     "files": set(),
     "errors": set(),
     "lazy": set(),
+    "jsonconfig": set(),
     "model": {"root", "lazy", "files"},
     "data": {"files"},
-    "tasks": {"data", "model"},
-    "train": {"files", "model", "data", "tasks"},
+    "tasks": {"jsonconfig", "data", "model"},
+    "train": {"files", "jsonconfig", "model", "data", "tasks"},
     "infer": {"lazy", "files", "errors", "model", "data"},
-    "evaluate": {"root", "files", "model", "data", "tasks", "infer"},
+    "evaluate": {"root", "files", "jsonconfig", "model", "data", "tasks", "infer"},
     "demo": {"files", "model", "data", "tasks", "infer"},
     "app": {"errors", "model", "infer"},
     "cli": {"errors", "model", "data", "tasks", "train", "infer", "evaluate", "demo", "app"},
@@ -52,6 +54,7 @@ TORCH_FREE = (
     "neuralizer.infer.folder",
     "neuralizer.infer.plan",
     "neuralizer.infer.run",
+    "neuralizer.jsonconfig",
     "neuralizer.lazy",
     "neuralizer.model.config",
     "neuralizer.model.limits",

@@ -6,11 +6,18 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
-from neuralizer.data.importer import find_scans, guess_kind, import_folder, templates
+from neuralizer.cli import main
+from neuralizer.data.importer import find_scans, guess_kind, templates
 from neuralizer.data.sources import load_protocol, package_dir
 from neuralizer.data.space import load_nifti, resample_to_grid
+from neuralizer.evaluate import EvalConfig, run
+from neuralizer.evaluate.results import read_rows
+from neuralizer.model.checkpoint import load, save_checkpoint, untrained
+from neuralizer.model.config import ModelConfig
+from neuralizer.train import TrainConfig, train
 
 ANGLE = np.deg2rad(10.0)
 AXIS = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)
@@ -63,7 +70,10 @@ def imported(tmp_path_factory):
         nib.Nifti1Image(moved_labels.astype(np.int32), affine), str(src / "brain_labels.nii.gz")
     )
     out = tmp_path_factory.mktemp("dataset")
-    manifest = import_folder(src, out, voxel_size_mm=2.0, cache_dir=cache)
+    with pytest.MonkeyPatch.context() as patch:  # the command's cache: the templates made above
+        patch.setenv("NEURALIZER_CACHE", str(cache))
+        assert main(["data", "import", str(src), "-o", str(out), "--voxel-size-mm", "2"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
     return out, manifest, grid, template, labels
 
 
@@ -73,7 +83,6 @@ def test_finds_companions_and_guesses_kind(imported):
     assert set(by_id) == {"head", "brain"}
     assert by_id["head"]["kind"] == "head" and by_id["brain"]["kind"] == "brain"
     assert "labels" in by_id["brain"] and "labels" not in by_id["head"]
-    assert json.loads((out / "manifest.json").read_text()) == manifest
     for entry in manifest["subjects"]:
         for key in ("image", "qc") + (("labels",) if "labels" in entry else ()):
             assert (out / entry[key]).exists()
@@ -125,3 +134,61 @@ def test_imported_dataset_is_a_slice_source(imported):
     assert brain.labels["labels"].dtype == np.int32 and brain.brain_mask.any()
     # aparc+aseg labels give a real tissue map: white matter and cortex both present.
     assert {2, 3} <= set(np.unique(brain.tissue))
+
+
+def test_fine_tunes_on_the_imported_dataset_through_neuralizer_train(imported, tmp_path):
+    """`neuralizer train` with a "dataset" source starts from a checkpoint (``init``) and takes
+    a few steps on the imported scans."""
+    out, *_ = imported
+    start = untrained(ModelConfig(channels=4, stages=2))
+    save_checkpoint(tmp_path / "start.safetensors", start)
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "model": {"channels": 4, "stages": 2},
+        "source": {"kind": "dataset", "path": str(out)},
+        "init": str(tmp_path / "start.safetensors"),
+        "sampler": {"batch_size": 2, "max_context": 1},
+        "micro_batch_size": 2,
+        "lr": 1e-9,  # the weights stay where init put them
+        "max_steps": 2,
+        "steps_per_epoch": 2,
+        "val_batches": 1,
+        "threads": 1,
+    }
+    path = tmp_path / "finetune.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path)]) == 0
+    tuned = load(tmp_path / "run" / "latest.safetensors")
+    assert tuned.provenance["data"] == "dataset" and tuned.provenance["step"] == 2
+    for name, value in start.state_dict().items():  # started from init, not from random weights
+        torch.testing.assert_close(tuned.state_dict()[name], value, atol=1e-5, rtol=0)
+    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    losses = {r["step"]: r["loss"] for r in map(json.loads, log) if "loss" in r}
+    assert list(losses) == [1, 2] and np.isfinite(list(losses.values())).all()
+
+    other = {**config, "run_dir": str(tmp_path / "b"), "model": {"channels": 8}}
+    path.write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="has the model"):  # init of another architecture
+        train(TrainConfig.from_file(path))
+    wrong = {**config, "source": {**config["source"], "voxel_size_mm": 4.0}}
+    path.write_text(json.dumps({**wrong, "run_dir": str(tmp_path / "c")}))
+    with pytest.raises(ValueError, match="imported at 2.0 mm"):
+        train(TrainConfig.from_file(path))
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_evaluates_on_the_imported_dataset_through_neuralizer_evaluate(imported, tmp_path):
+    out, *_ = imported
+    config = {
+        "name": "mine", "output": str(tmp_path / "mine.csv"), "tasks": ["denoising"],
+        "source": {"kind": "dataset", "path": str(out)}, "n_targets": 1, "pool_size": 1,
+        "instances_per_task": 1, "context_sizes": [1], "methods": ["mean"],
+    }  # fmt: skip
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(config))
+    assert main(["evaluate", str(path)]) == 0
+    rows = read_rows(tmp_path / "mine.csv")
+    assert len(rows) == 1 and rows[0]["method"] == "mean" and np.isfinite(float(rows[0]["value"]))
+    path.write_text(json.dumps({**config, "n_targets": 2}))  # leaves no subject for the context
+    with pytest.raises(ValueError, match="none for the context pool"):
+        run(EvalConfig.from_file(path))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neuralizer.data.make import SourceConfig
 from neuralizer.data.mixed import MixedSliceSource
 from neuralizer.data.people import (
     FAILED_ALIGNMENT,
@@ -58,8 +59,8 @@ def test_splits_are_by_person_and_cover_everyone():
 
 def test_test_people_never_reach_training_or_validation(shared_cache, monkeypatch):
     monkeypatch.setenv("NEURALIZER_CACHE", str(shared_cache))
-    cfg = TrainConfig(voxel_size_mm=4.0, people_fraction=0.5, n_train_subjects=20,
-                      n_val_subjects=5)  # fmt: skip
+    source = SourceConfig(voxel_size_mm=4.0, people_fraction=0.5)
+    cfg = TrainConfig(source=source, n_train_subjects=20, n_val_subjects=5)
     seen = set()
     for source in _sources(cfg):
         assert isinstance(source, MixedSliceSource) and set(source.parts) == {"mni152", "people"}
@@ -158,8 +159,9 @@ def test_people_evaluation_set_targets_test_people_with_context_from_the_others(
 ):
     monkeypatch.setenv("NEURALIZER_CACHE", str(shared_cache))
     config = EvalConfig(
-        name="people", output=str(tmp_path / "p.csv"), tasks=("segmentation",), data="people",
-        voxel_size_mm=4.0, n_targets=2, pool_split="train", pool_size=16, per_class=3,
+        name="people", output=str(tmp_path / "p.csv"), tasks=("segmentation",),
+        source=SourceConfig(kind="people", voxel_size_mm=4.0), n_targets=2, pool_split="train",
+        pool_size=16, per_class=3,
         class_protocol="aseg", structures=("brain_mask",), context_sizes=(1, 16),
         methods=("mean",),
     )  # fmt: skip

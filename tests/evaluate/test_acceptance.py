@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from neuralizer.data.phantom import PhantomSource
 from neuralizer.evaluate import EvalConfig, identity_baseline, run
 from neuralizer.evaluate.metrics import score
 from neuralizer.evaluate.report import acceptance_checks, acceptance_table
@@ -14,7 +15,6 @@ from neuralizer.evaluate.sets import build_instances, make_sampler
 from neuralizer.tasks.base import source_image
 from neuralizer.tasks.denoising import corrupt
 from neuralizer.tasks.episode import PairRecord, make_pair
-from neuralizer.tasks.phantom import PhantomSource
 from neuralizer.tasks.registry import TASK_NAMES
 from neuralizer.tasks.sampler import EpisodeSampler, SamplerConfig
 from neuralizer.tasks.spatial import SpatialParams
@@ -26,7 +26,7 @@ def _config(tmp_path, **changes) -> EvalConfig:
         phantom_size=32, n_targets=2, pool_size=2, instances_per_task=1, context_sizes=(2,),
         methods=("mean", "identity"),
     )  # fmt: skip
-    return EvalConfig(**{**values, **changes})
+    return EvalConfig.from_dict({**values, **changes})  # flat keys: the old layout loads
 
 
 def _phantom_pair(task: str, seed: int = 0):

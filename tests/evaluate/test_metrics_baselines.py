@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from neuralizer.data.phantom import phantom_subject
 from neuralizer.evaluate.baselines import fuse, mean_baseline, propagate
 from neuralizer.evaluate.metrics import dice, score
-from neuralizer.tasks.phantom import phantom_subject
 
 
 def test_dice_on_hand_made_masks_thresholds_clamped_raw_output():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neuralizer.data.phantom import PHANTOM_LABEL_NAMES, PhantomSource, phantom_subject
 from neuralizer.data.render import sample_profile
 from neuralizer.tasks.base import TaskSpace
-from neuralizer.tasks.phantom import PHANTOM_LABEL_NAMES, PhantomSource, phantom_subject
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from neuralizer.cli import main
+from neuralizer.data.phantom import PhantomSource
 from neuralizer.tasks.augmentations import AUGMENTATION_NAMES
 from neuralizer.tasks.gallery import gallery_episodes
-from neuralizer.tasks.phantom import PhantomSource
 from neuralizer.tasks.registry import TASK_NAMES
 
 

@@ -77,7 +77,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_parameters(tmp_path):
 def test_resume_refuses_another_config(tmp_path):
     train(TrainConfig.from_file(_config(tmp_path, "run", max_steps=3)))
     changed = TrainConfig.from_file(_config(tmp_path, "run", max_steps=3, seed=1))
-    with pytest.raises(ValueError, match=r"different config \(seed: 0 -> 1\)"):
+    with pytest.raises(ValueError, match=r"different config \(sampler.seed: 0 -> 1\)"):
         train(changed, resume=True)
 
 
@@ -187,7 +187,8 @@ def test_micro_batches_bounded_by_context_members_give_the_same_gradient():
     )
     gradients, losses = {}, {}
     for members in (0, 9, 4, 1):  # micro-batches of 6; 2 (2, 2, 2); 1 (x6); 1
-        config = TrainConfig(batch_size=b, micro_batch_size=b, micro_batch_members=members)
+        values = {"batch_size": b, "micro_batch_size": b, "micro_batch_members": members}
+        config = TrainConfig.from_dict(values)
         assert micro_batch(config, n) == {0: 6, 9: 2, 4: 1, 1: 1}[members]
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keeps the parameters
         losses[members] = train_step(model, optimizer, batch, config, torch.device("cpu"))

@@ -25,9 +25,14 @@ _FREESURFER_MARKERS = (2, 41, 4, 43, 17, 53)  # cerebral WM, lateral ventricles,
 
 
 class DatasetSliceSource:
-    """Slices of an imported dataset folder (see the module doc); volumes are read lazily."""
+    """Slices of an imported dataset folder (see the module doc); volumes are read lazily.
 
-    def __init__(self, folder: Path | str, *, axis: str = "coronal") -> None:
+    ``n_subjects``: only the first that many subjects of the manifest (default: all).
+    """
+
+    def __init__(
+        self, folder: Path | str, *, axis: str = "coronal", n_subjects: int | None = None
+    ) -> None:
         self.folder = Path(folder)
         manifest_path = self.folder / "manifest.json"
         if not manifest_path.exists():
@@ -35,7 +40,7 @@ class DatasetSliceSource:
                 f"{manifest_path} not found: make it with neuralizer data import"
             )
         manifest = json.loads(manifest_path.read_text())
-        self.subjects: list[dict] = manifest["subjects"]
+        self.subjects: list[dict] = manifest["subjects"][:n_subjects]
         self.voxel_size_mm = float(manifest["voxel_size_mm"])
         if axis not in AXES:
             raise ValueError(f"unknown axis {axis!r}; choose one of {tuple(AXES)}")
@@ -73,6 +78,19 @@ class DatasetSliceSource:
             "image": image, "labels": labels, "names": names, "brain": brain, "tissue": tissue,
             "extent": (int(present[0]), int(present[-1])), "id": entry["id"],
         }  # fmt: skip
+
+    def excluded(self, task: str) -> frozenset[int]:
+        """Subjects never drawn for ``task``: segmentation needs a label map, skull stripping a
+        brain mask (given, or a skull-stripped brain's own); a folder may mix both kinds."""
+        if task == "segmentation":
+            lacking = [i for i, e in enumerate(self.subjects) if "labels" not in e]
+        elif task == "skull_stripping":
+            lacking = [
+                i for i, e in enumerate(self.subjects) if "mask" not in e and e["kind"] != "brain"
+            ]
+        else:
+            lacking = []
+        return frozenset(lacking)
 
     def get(self, index: int, position: float) -> SliceSubject:
         """Subject ``index`` at relative position ``position`` in [0, 1] along the slice axis."""

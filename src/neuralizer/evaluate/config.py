@@ -7,13 +7,11 @@ rerun produces exactly the same rows (and a resumed run the same rows as an unin
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
+from neuralizer.data.make import FLAT_SOURCE_FIELDS, SourceConfig
+from neuralizer.jsonconfig import JsonConfig
 from neuralizer.tasks.registry import TASK_NAMES
 
 #: methods that need no trained model besides the Neuralizer checkpoints in ``models``
@@ -44,14 +42,18 @@ class UNetBudget:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(JsonConfig):
     """One experiment.
 
-    - ``data``: "synth" (test split of the synthesised subjects), "people" (real anatomy:
-      targets are the test people, context pairs come from the 15 training and validation
-      people, ``pool_split`` "train" only) or "phantom" (tests only).
-    - ``protocols``: synthesis protocols of the test split (empty: the training protocols);
-      experiment 3 lists the held-out atlases.
+    - ``source`` (:class:`~neuralizer.data.make.SourceConfig`; flat files' ``data``,
+      ``voxel_size_mm``, ``axis``, ``phantom_size`` and ``protocols`` load into it): kind
+      "synth" (test split of the synthesised subjects; ``protocols``: synthesis protocols of the
+      test split, empty: the training protocols; experiment 3 lists the held-out atlases),
+      "people" (real anatomy: targets are the test people, context pairs come from the 15
+      training and validation people, ``pool_split`` "train" only), "dataset" (a folder of
+      ``neuralizer data import``: targets and a "test" pool from ``val_path`` or ``path``, a
+      "train" pool from ``path``) or "phantom" (tests only). One kind at a time: no
+      ``people_fraction``.
     - Targets are test subjects ``0 .. n_targets-1``. Context/training pairs ("the pool",
       ``pool_size`` pairs) come from test subjects after the targets (``pool_split`` "test") or
       from the training split (``pool_split`` "train", subjects cycled when the pool is larger).
@@ -69,14 +71,13 @@ class EvalConfig:
     - ``holdout_*``: evaluate only held-out items (what a Neuralizer-unseen model never saw).
     """
 
+    FLAT = FLAT_SOURCE_FIELDS
+    WHAT = "evaluation config"
+
     name: str
     output: str
     tasks: tuple[str, ...]
-    data: str = "synth"
-    voxel_size_mm: float = 2.0
-    axis: str = "coronal"
-    phantom_size: int = 64
-    protocols: tuple[str, ...] = ()
+    source: SourceConfig = SourceConfig(phantom_size=64)
     n_targets: int = 8
     pool_split: str = "test"
     pool_size: int = 32
@@ -106,14 +107,9 @@ class EvalConfig:
             raise ValueError(f"unknown methods {unknown}; use neuralizer, {', '.join(BASELINES)}")
         if "neuralizer" in self.methods and not self.models:
             raise ValueError("method 'neuralizer' needs 'models': {label: checkpoint path}")
-        if self.data not in ("synth", "people", "phantom") or self.pool_split not in (
-            "test",
-            "train",
-        ):
-            raise ValueError(
-                "data must be 'synth', 'people' or 'phantom', pool_split 'test' or 'train'"
-            )
-        if self.data == "people" and (self.pool_split != "train" or self.protocols):
+        if self.pool_split not in ("test", "train") or self.source.people_fraction:
+            raise ValueError("pool_split must be 'test' or 'train', and source people_fraction 0")
+        if self.source.kind == "people" and (self.pool_split != "train" or self.source.protocols):
             raise ValueError(
                 "data 'people' draws context from the training people: set pool_split 'train' "
                 "and no protocols (the people carry 'aseg' and 'tissue')"
@@ -144,27 +140,3 @@ class EvalConfig:
             "modalities": self.holdout_modalities,
             "protocols": self.holdout_protocols,
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> EvalConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown evaluation config fields {unknown}; known: {sorted(known)}")
-        d = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        unet = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get("unet", {}).items()}
-        d["unet"] = UNetBudget(**unet)
-        return cls(**d)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> EvalConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"evaluation config not found: {path}")
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralizer.data.make import check_source
 from neuralizer.evaluate.baselines import fuse, identity_baseline, mean_baseline, propagate
 from neuralizer.evaluate.config import EvalConfig
 from neuralizer.evaluate.metrics import metric_name, score
@@ -179,6 +180,7 @@ def run(
     unknown = set(methods) - set(config.methods)
     if unknown or not set(tasks or config.tasks) <= set(config.tasks):
         raise ValueError(f"choose methods from {config.methods} and tasks from {config.tasks}")
+    check_source(config.source)
     torch.set_num_threads(config.threads)
     with exclusive(config.output):
         return _run_locked(config, methods, tasks or config.tasks, log)

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuralizer.data.make import make_source
+from neuralizer.data.people import PEOPLE_SPLITS
+from neuralizer.data.real import PeopleConfig, PeopleSliceSource
 from neuralizer.data.subject import SliceSource, SliceSubject
 from neuralizer.evaluate.config import EvalConfig
 from neuralizer.tasks.episode import PairRecord, make_pair
@@ -70,41 +73,30 @@ class Instance:
 
 def make_sources(config: EvalConfig) -> tuple[SliceSource, SliceSource, int]:
     """(target source, pool source, first pool subject index) of ``config``."""
-    if config.data == "phantom":
-        from neuralizer.tasks.phantom import PhantomSource
-
-        test = PhantomSource(config.n_targets + config.pool_size, config.phantom_size, 10**7)
-        if config.pool_split == "train":
-            return test, PhantomSource(config.n_train_subjects, config.phantom_size), 0
-        return test, test, config.n_targets
-    if config.data == "people":
+    if config.source.kind == "people":
         return _people_sources(config)
-    from neuralizer.data import SynthConfig, SynthSliceSource
-
-    kwargs = {"protocols": config.protocols} if config.protocols else {}
-    synth = SynthConfig(voxel_size_mm=config.voxel_size_mm, **kwargs)
     n_test = config.n_targets + (config.pool_size if config.pool_split == "test" else 0)
-    test = SynthSliceSource("test", n_test, synth, axis=config.axis, evaluation=True)
+    test = make_source(config.source, "test", n_test)
     if config.pool_split == "train":
-        train = SynthSliceSource("train", config.n_train_subjects, synth, axis=config.axis)
-        return test, train, 0
+        return test, make_source(config.source, "train", config.n_train_subjects), 0
+    if len(test) <= config.n_targets:  # an imported dataset holds what it holds
+        raise ValueError(
+            f"the source has {len(test)} test subjects: {config.n_targets} targets leave none "
+            "for the context pool; lower n_targets or set pool_split 'train'"
+        )
     return test, test, config.n_targets
 
 
 def _people_sources(config: EvalConfig) -> tuple[SliceSource, SliceSource, int]:
     """Targets from the test people; context pairs from the training and validation people,
     never the target's person, one person per pair for the first 15 pairs."""
-    from neuralizer.data.people import PEOPLE_SPLITS
-    from neuralizer.data.real import PeopleConfig, PeopleSliceSource
-
-    test = PeopleSliceSource(
-        "test", config.n_targets, PeopleConfig(voxel_size_mm=config.voxel_size_mm), axis=config.axis
-    )
+    voxel_size_mm, axis = config.source.voxel_size_mm, config.source.axis
+    test = make_source(config.source, "test", config.n_targets)
     pool_people = PeopleConfig(
-        voxel_size_mm=config.voxel_size_mm,
+        voxel_size_mm=voxel_size_mm,
         people={"train": PEOPLE_SPLITS["train"] + PEOPLE_SPLITS["val"], "val": (), "test": ()},
     )
-    pool = PeopleSliceSource("train", config.pool_size, pool_people, axis=config.axis)
+    pool = PeopleSliceSource("train", config.pool_size, pool_people, axis=axis)
     return test, pool, 0
 
 

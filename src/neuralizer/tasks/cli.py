@@ -7,15 +7,11 @@ import argparse
 
 def gallery_source(name: str, n_subjects: int = 6):
     """The slice source the gallery draws from: "synth" (the data engine) or "phantom"."""
-    if name == "phantom":
-        from neuralizer.tasks.phantom import PhantomSource
+    from neuralizer.data.make import SourceConfig, make_source
 
-        return PhantomSource(n_subjects=n_subjects, size=96)
-    if name == "synth":
-        from neuralizer.data.subjects import SynthSliceSource
-
-        return SynthSliceSource("train", n_subjects)
-    raise ValueError(f"unknown source {name!r}; choose 'synth' or 'phantom'")
+    if name not in ("synth", "phantom"):
+        raise ValueError(f"unknown source {name!r}; choose 'synth' or 'phantom'")
+    return make_source(SourceConfig(kind=name, phantom_size=96), "train", n_subjects)
 
 
 def run_tasks_gallery(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import torch.utils.data
 
 from neuralizer.data.render import PROFILE_NAMES
 from neuralizer.data.subject import SliceSource
+from neuralizer.jsonconfig import build
 from neuralizer.tasks.augmentations import AUGMENTATION_NAMES, sample_task_augmentations
 from neuralizer.tasks.base import Task, TaskSpace
 from neuralizer.tasks.episode import (
@@ -99,7 +100,19 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_context <= self.max_context:
-            raise ValueError(f"need 1 <= min_context <= max_context, got {self}")
+            raise ValueError(
+                "need 1 <= min_context <= max_context, got "
+                f"min_context={self.min_context}, max_context={self.max_context}"
+            )
+        if self.batch_size < 1 or self.seed < 0 or self.max_retries < 1:
+            raise ValueError(
+                f"need batch_size >= 1, seed >= 0 and max_retries >= 1, got {self.batch_size}, "
+                f"{self.seed} and {self.max_retries}"
+            )
+        probabilities = list(self.task_weights.values())
+        probabilities += list(self.augmentation_probabilities.values())
+        if any(not (p >= 0) for p in probabilities):
+            raise ValueError("task weights and augmentation probabilities must be >= 0")
         unknown = set(self.task_weights) - set(TASK_NAMES)
         unknown |= set(self.holdout.tasks) - set(TASK_NAMES)
         if unknown:
@@ -121,13 +134,9 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> SamplerConfig:
-        """Rebuild a config from :meth:`to_dict` output (also after a JSON round trip)."""
-        d = dict(data)
-        d["spatial"] = SpatialConfig(**d.get("spatial", {}))
-        d["holdout"] = HoldOut(**{k: tuple(v) for k, v in d.get("holdout", {}).items()})
-        if "position_range" in d:
-            d["position_range"] = tuple(d["position_range"])
-        return cls(**d)
+        """Rebuild a config from :meth:`to_dict` output (also after a JSON round trip); fields
+        not given keep their defaults, and every value's type is checked."""
+        return build(cls, dict(data))
 
     def evaluation(self, *, holdout: bool = False, seed: int | None = None) -> SamplerConfig:
         """The matching evaluation config: no augmentation; only held-out items if ``holdout``."""

@@ -1,60 +1,70 @@
-"""The training configuration: one frozen dataclass, read from JSON, saved with every checkpoint."""
+"""The training configuration: one frozen dataclass, read from JSON, saved with every checkpoint.
+
+It nests the model's architecture (:class:`~neuralizer.model.config.ModelConfig`), where the
+subjects come from (:class:`~neuralizer.data.make.SourceConfig`) and how episodes are drawn
+(:class:`~neuralizer.tasks.sampler.SamplerConfig`, augmentation included); the rest is the
+optimisation. Configs written before the nesting (flat: ``"channels"``, ``"data"``,
+``"batch_size"``, ... at the top) still load, to the same config as their nested equivalent.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from neuralizer.model.network import ModelConfig
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+from neuralizer.data.make import FLAT_SOURCE_FIELDS, SourceConfig
+from neuralizer.jsonconfig import JsonConfig
+from neuralizer.model.config import ModelConfig
+from neuralizer.tasks.sampler import SamplerConfig
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Everything that determines a training run (paper §4.3; SPEC §4).
 
-    An "epoch" is ``steps_per_epoch`` optimiser steps between two validations; training stops
-    after ``patience`` epochs without a better validation loss, or at ``max_steps``.
-    ``data``: "synth" (the embedded anatomy, synthesised subjects) or "phantom" (geometric
-    phantoms, for tests). ``fixed_batch``: every step reuses the same batch (overfitting check).
+    - ``model``: the architecture (default here: 32 channels, 4 stages).
+    - ``source``: the subjects; ``n_train_subjects`` / ``n_val_subjects`` of each split.
+    - ``sampler``: episodes: ``batch_size`` episodes per step, context sizes, ``task_weights``
+      (validation's mix, and training's unless ``train_task_weights`` is set), augmentation
+      probabilities, spatial augmentation, hold-outs; its ``seed`` is the run's seed. Its
+      ``source_weights`` come from ``source.people_fraction``.
+    - An "epoch" is ``steps_per_epoch`` optimiser steps between two validations; training stops
+      after ``patience`` epochs without a better validation loss, or at ``max_steps``.
+    - ``init``: a checkpoint whose weights a new run starts from (fine-tuning; its model config
+      must be ``model``). ``fixed_batch``: every step reuses the same batch (overfitting check).
     """
 
+    FLAT = {
+        **FLAT_SOURCE_FIELDS,
+        "channels": ("model", "channels"),
+        "stages": ("model", "stages"),
+        "batch_size": ("sampler", "batch_size"),
+        "min_context": ("sampler", "min_context"),
+        "max_context": ("sampler", "max_context"),
+        "task_weights": ("sampler", "task_weights"),
+        "seed": ("sampler", "seed"),
+        "holdout_tasks": ("sampler", "holdout", "tasks"),
+        "holdout_modalities": ("sampler", "holdout", "modalities"),
+        "holdout_protocols": ("sampler", "holdout", "protocols"),
+    }
+    NULL_IS_DEFAULT = ("task_weights",)  # flat files wrote null for the default weights
+    WHAT = "training config"
+
     run_dir: str = "runs/default"
-    # model
-    channels: int = 32
-    stages: int = 4
-    # data
-    data: str = "synth"
-    voxel_size_mm: float = 2.0
-    axis: str = "coronal"
+    model: ModelConfig = ModelConfig(channels=32, stages=4)
+    source: SourceConfig = SourceConfig()
     n_train_subjects: int = 200
     n_val_subjects: int = 16
-    # Fraction of episodes drawn from the twenty real people (neuralizer.data.real), the rest
-    # from the MNI-based virtual subjects; each kind has n_train_subjects / n_val_subjects.
-    # 0: MNI only (the shipped model); 1: people only.
-    people_fraction: float = 0.0
-    phantom_size: int = 32
-    # episodes
-    batch_size: int = 8
+    sampler: SamplerConfig = SamplerConfig(batch_size=8, max_context=32)
     micro_batch_size: int = 8
     # At most this many context members (episodes x L) per micro-batch, for speed (0: no limit).
     micro_batch_members: int = 0
-    min_context: int = 1
-    max_context: int = 32
-    task_weights: dict[str, float] | None = None
-    # Task weights of the training stream only (None: task_weights). Validation keeps
-    # task_weights, so that a run may change its mix on resume and still compare validation losses.
+    # Task weights of the training stream only (None: sampler.task_weights). Validation keeps
+    # sampler.task_weights, so that a run may change its mix on resume and still compare
+    # validation losses.
     train_task_weights: dict[str, float] | None = None
-    holdout_tasks: tuple[str, ...] = ()
-    holdout_modalities: tuple[str, ...] = ()
-    holdout_protocols: tuple[str, ...] = ()
+    init: str = ""
     # optimisation
     lr: float = 1e-4
     # Exponential moving average of the weights (0: off). With it on, validation, "best" and
@@ -66,97 +76,48 @@ class TrainConfig:
     patience: int = 25
     checkpoint_every: int = 100
     fixed_batch: bool = False
-    seed: int = 0
     num_workers: int = 0
     threads: int = 0  # 0: leave torch's default
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, saved as given
 
     def __post_init__(self) -> None:
-        self._check_types()
-        positive = ("channels", "stages", "batch_size", "micro_batch_size", "min_context")
-        positive += ("max_steps", "steps_per_epoch", "val_batches", "checkpoint_every")
-        positive += ("phantom_size", "n_train_subjects", "n_val_subjects")
-        for name in ("seed", "num_workers", "threads", "micro_batch_members"):
-            if getattr(self, name) < 0:
-                raise ValueError(
-                    f"TrainConfig.{name} must be at least 0, got {getattr(self, name)}"
-                )
+        positive = ("micro_batch_size", "max_steps", "steps_per_epoch", "val_batches")
+        positive += ("checkpoint_every", "n_train_subjects", "n_val_subjects", "patience")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(
                     f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}"
                 )
-        if self.max_context < self.min_context:
-            raise ValueError("TrainConfig.max_context must be at least min_context")
-        if self.batch_size % self.micro_batch_size:
-            raise ValueError("TrainConfig.batch_size must be a multiple of micro_batch_size")
-        if self.data not in ("synth", "phantom"):
-            raise ValueError(f"TrainConfig.data must be 'synth' or 'phantom', got {self.data!r}")
-        if not 0 < self.lr < math.inf or self.patience < 1 or not 0 < self.voxel_size_mm < 100:
+        for name in ("num_workers", "threads", "micro_batch_members"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"TrainConfig.{name} must be at least 0, got {getattr(self, name)}"
+                )
+        if self.sampler.batch_size % self.micro_batch_size:
             raise ValueError(
-                "TrainConfig.lr must be positive and finite, voxel_size_mm in (0, 100) mm and "
-                "patience at least 1"
+                "TrainConfig.sampler.batch_size must be a multiple of micro_batch_size"
             )
-        if not 0 <= self.people_fraction <= 1:
+        if self.sampler.seed < 0:
             raise ValueError(
-                f"TrainConfig.people_fraction must be in [0, 1], got {self.people_fraction}"
+                f"TrainConfig.sampler.seed must be at least 0, got {self.sampler.seed}"
             )
+        if self.sampler.evaluate_holdout or self.sampler.source_weights:
+            raise ValueError(
+                "TrainConfig.sampler: evaluate_holdout is for evaluations, and source_weights "
+                "come from source.people_fraction"
+            )
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"TrainConfig.lr must be positive and finite, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
-        multiple = ModelConfig(channels=self.channels, stages=self.stages).size_multiple
-        if self.data == "phantom" and self.phantom_size % multiple:
+        multiple = self.model.size_multiple
+        if self.source.kind == "phantom" and self.source.phantom_size % multiple:
             raise ValueError(
-                f"TrainConfig.phantom_size must be a multiple of {multiple} ({self.stages} stages)"
+                f"TrainConfig.source.phantom_size must be a multiple of {multiple} "
+                f"({self.model.stages} stages)"
             )
 
-    def _check_types(self) -> None:
-        """JSON gives any type: refuse wrong ones here, with the field's name."""
-        for f in fields(self):
-            value, kind = getattr(self, f.name), str(f.type)
-            if kind.startswith("tuple"):
-                ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
-            elif kind.startswith("dict[str, float]"):
-                ok = value is None or (
-                    isinstance(value, dict)
-                    and all(isinstance(k, str) and _is_number(v) for k, v in value.items())
-                )
-            elif kind.startswith("dict"):
-                ok = isinstance(value, dict)
-            else:
-                ok = {
-                    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-                    "float": _is_number,
-                    "str": lambda v: isinstance(v, str),
-                    "bool": lambda v: isinstance(v, bool),
-                }[kind](value)
-            if not ok:
-                raise ValueError(f"TrainConfig.{f.name} must be of type {kind}, got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"unknown training config field(s) {unknown}; known: {sorted(known)}")
-        tuples = {
-            k: tuple(v) if isinstance(v, list | tuple) else v
-            for k, v in values.items()
-            if k.startswith("holdout_")
-        }
-        return cls(**{**values, **tuples})
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config not found: {path}")
-        try:
-            values = json.loads(path.read_text())
-        except (json.JSONDecodeError, RecursionError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path} must hold a JSON object of TrainConfig fields")
-        return cls.from_dict(values)
+    @property
+    def seed(self) -> int:
+        """The run's seed (the sampler's): torch's generator, the episodes, the data loader."""
+        return self.sampler.seed

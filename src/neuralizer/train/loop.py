@@ -15,17 +15,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from neuralizer.data.make import check_source
 from neuralizer.files import remove_stale_temporaries, write_atomically
+from neuralizer.jsonconfig import flat_items
 from neuralizer.model.checkpoint import save_checkpoint
+from neuralizer.model.config import ModelConfig
 from neuralizer.model.guards import check_pass_memory
 from neuralizer.model.metadata import Geometry
-from neuralizer.model.network import ModelConfig, Neuralizer
+from neuralizer.model.network import Neuralizer
 from neuralizer.tasks.episode import Batch
 from neuralizer.tasks.losses import batch_loss, dice_score, episode_losses, psnr
 from neuralizer.train import distributed
 from neuralizer.train.config import TrainConfig
 from neuralizer.train.data import build_samplers
-from neuralizer.train.state import Progress, load_state, save_state
+from neuralizer.train.state import Progress, load_initial_weights, load_state, save_state
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ RESUME_MAY_CHANGE = (
 def _resume_changes(saved: TrainConfig, cfg: TrainConfig, state: Path) -> dict[str, list]:
     """{field: [saved value, new value]} of the fields a resume changes; ValueError if one of
     them is not in :data:`RESUME_MAY_CHANGE` (see there)."""
-    old, new = saved.to_dict(), cfg.to_dict()
+    old, new = flat_items(saved), flat_items(cfg)
     changed = {k: [old[k], new[k]] for k in old if old[k] != new[k]}
     refused = sorted(set(changed) - set(RESUME_MAY_CHANGE))
     if refused:
@@ -212,9 +215,9 @@ def _remove_stale_temporaries(files: RunFiles) -> None:
 
 def _provenance(cfg: TrainConfig, progress: Progress) -> dict:
     return {
-        "data": cfg.data,
-        "voxel_size_mm": cfg.voxel_size_mm,
-        "axis": cfg.axis,
+        "data": cfg.source.kind,
+        "voxel_size_mm": cfg.source.voxel_size_mm,
+        "axis": cfg.source.axis,
         "step": progress.step,
         "best_val_loss": progress.best_val,
         "best_step": progress.best_step,
@@ -224,7 +227,8 @@ def _provenance(cfg: TrainConfig, progress: Progress) -> dict:
 def _geometry(cfg: TrainConfig, example: Batch) -> Geometry:
     """The slices this run trains on, which inference must reproduce (saved in checkpoints)."""
     height, width = example.target_in.shape[-2:]
-    return Geometry(image_size=(height, width), voxel_size_mm=cfg.voxel_size_mm, axis=cfg.axis)
+    voxel_size_mm, axis = cfg.source.voxel_size_mm, cfg.source.axis
+    return Geometry(image_size=(height, width), voxel_size_mm=voxel_size_mm, axis=axis)
 
 
 def _save(files: RunFiles, model, ema, optimizer, progress: Progress, cfg: TrainConfig,
@@ -256,7 +260,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
         torch.set_num_threads(cfg.threads)
     files = RunFiles(Path(cfg.run_dir))
     torch.manual_seed(cfg.seed)
-    model = Neuralizer(ModelConfig(channels=cfg.channels, stages=cfg.stages))
+    check_source(cfg.source)
+    model = Neuralizer(cfg.model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     progress = Progress()
     # The average lives on the model's device; built before the state loads so that a resumed
@@ -277,6 +282,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
             _remove_stale_temporaries(files)
     elif files.state.is_file():
         raise FileExistsError(f"{files.state} exists: pass --resume, or use a new run_dir")
+    elif cfg.init:
+        load_initial_weights(model, cfg.init)
     # The last block's context update feeds nothing (its weights exist for the released layout):
     # it never gets a gradient, and DistributedDataParallel must not wait for one.
     for parameter in (model.decoder or model.encoder)[-1].context_combine.parameters():
@@ -309,7 +316,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     bar = tqdm(total=cfg.max_steps, initial=progress.step, disable=not ctx.is_main, unit="step")
-    episodes_per_step = cfg.batch_size * ctx.world_size
+    episodes_per_step = cfg.sampler.batch_size * ctx.world_size
     started, start_step = time.perf_counter(), progress.step
     with _StopRequest() as stop:
         for batch in loader:
@@ -352,12 +359,13 @@ def _check_step_memory(
 ) -> None:
     """The run's one memory check (the steps pass ``max_memory=math.inf`` to the model)."""
     size = tuple(example.target_in.shape[-2:])
-    micro = micro_batch(cfg, cfg.max_context)
+    max_context = cfg.sampler.max_context
+    micro = micro_batch(cfg, max_context)
     what = (
         f"a training step (micro-batch of {micro} episodes, max_context="
-        f"{cfg.max_context}, {size[0]}×{size[1]}, channels={config.channels})"
+        f"{max_context}, {size[0]}×{size[1]}, channels={config.channels})"
     )
-    check_pass_memory(config, micro, cfg.max_context, size, "grad", max_memory, what)
+    check_pass_memory(config, micro, max_context, size, "grad", max_memory, what)
 
 
 def _end_of_epoch(progress, cfg, model, val_batches, ctx, files, geometry: Geometry) -> bool:

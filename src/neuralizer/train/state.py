@@ -18,7 +18,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch.optim.swa_utils import AveragedModel
 
 from neuralizer.files import write_atomically
-from neuralizer.model.checkpoint import check_state_dict
+from neuralizer.model.checkpoint import check_state_dict, read_checkpoint
 from neuralizer.model.network import Neuralizer
 
 FORMAT = "neuralizer-train-state/1"
@@ -116,3 +116,15 @@ def load_state(
     if not isinstance(decoded["config"], dict):
         raise ValueError(f"{path}: its config must be a JSON object")
     return progress, decoded["config"]
+
+
+def load_initial_weights(model: Neuralizer, path: str | Path) -> None:
+    """Load checkpoint ``path``'s weights into a new run's ``model`` (fine-tuning); ValueError if
+    the checkpoint's architecture is not the model's."""
+    tensors, metadata = read_checkpoint(path)
+    if metadata.model != model.config:
+        raise ValueError(
+            f"{path} has the model {metadata.model}, the config asks for {model.config}: "
+            "set model to the checkpoint's"
+        )
+    model.load_state_dict(tensors)

@@ -42,7 +42,9 @@ def step_times(
     target_out = (torch.rand(batch, 1, size, size, generator=g) > 0.5).float()
     segmentation_like = torch.arange(batch) % 2 == 0
     episodes = Batch(target_in, target_out, context_in, context_out, (), segmentation_like, ())
-    cfg = TrainConfig(batch_size=batch, micro_batch_size=batch, micro_batch_members=members)
+    cfg = TrainConfig.from_dict(
+        {"batch_size": batch, "micro_batch_size": batch, "micro_batch_members": members}
+    )
     times = []
     for _ in range(args.runs + 1):
         start = time.perf_counter()

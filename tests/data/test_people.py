@@ -61,13 +61,13 @@ def test_test_people_never_reach_training_or_validation(shared_cache, monkeypatc
     monkeypatch.setenv("NEURALIZER_CACHE", str(shared_cache))
     source = SourceConfig(voxel_size_mm=4.0, people_fraction=0.5)
     cfg = TrainConfig(source=source, n_train_subjects=20, n_val_subjects=5)
-    seen = set()
-    for source in _sources(cfg):
+    for split, source in zip(("train", "val"), _sources(cfg), strict=True):
         assert isinstance(source, MixedSliceSource) and set(source.parts) == {"mni152", "people"}
         people = source.parts["people"]
-        seen |= {people.person(i) for i in range(len(people))}
-    assert seen == set(PEOPLE_SPLITS["train"]) | set(PEOPLE_SPLITS["val"])
-    assert not seen & set(PEOPLE_SPLITS["test"])
+        seen = {people.person(i) for i in range(len(people))}
+        # Training sees only training people, validation only validation people.
+        assert seen == set(PEOPLE_SPLITS[split])
+        assert not seen & set(PEOPLE_SPLITS["test"])
 
 
 def test_committed_derivative_loads_without_the_originals(train):

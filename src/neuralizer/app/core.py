@@ -16,7 +16,7 @@ from neuralizer.infer.io import suffix
 from neuralizer.infer.plan import ALL_VIEWS
 from neuralizer.model.network import Neuralizer
 
-#: Context pairs of a built-in example; the example's target is the next test subject.
+#: Context pairs of a built-in example (training people); its target is a test person.
 EXAMPLE_PAIRS = 3
 #: slice directions of a volume prediction, the default first (``neuralizer predict --axis``)
 SLICE_DIRECTIONS = (*ALL_VIEWS, "all")
@@ -71,9 +71,9 @@ def example_names() -> dict[str, str]:
 def write_example(name: str, folder: Path, n_context: int = EXAMPLE_PAIRS) -> ExampleFiles:
     """Write built-in example ``name`` into ``folder`` (once; later calls reuse the files).
 
-    The context is the ``--preset`` pairs of the first ``n_context`` virtual test subjects; the
-    target is the preset's input of subject ``n_context``, on the same 2 mm grid. Test subjects
-    were never used in training.
+    The context is the ``--preset`` pairs of the first ``n_context`` training people; the target
+    is the preset's input of the first test person (never used in training), on the same 2 mm
+    grid.
     """
     from neuralizer.infer.io import write_output
 
@@ -85,13 +85,12 @@ def write_example(name: str, folder: Path, n_context: int = EXAMPLE_PAIRS) -> Ex
     )
     if files.target.is_file():  # written last: the example is complete
         return files
-    from neuralizer.infer.presets import preset_context
+    from neuralizer.infer.presets import preset_context, preset_scan
 
-    c_in, c_out = preset_context(name, n_context + 1)
-    for path, loaded in zip(files.context_in + files.context_out, c_in[:-1] + c_out[:-1],
-                            strict=True):  # fmt: skip
+    c_in, c_out = preset_context(name, n_context)
+    for path, loaded in zip(files.context_in + files.context_out, c_in + c_out, strict=True):
         write_output(path, loaded.image)
-    write_output(files.target, c_in[-1].image)
+    write_output(files.target, preset_scan(name).image)
     return files
 
 

@@ -137,9 +137,9 @@ def _input_column() -> dict:
             value=DEFAULT_EXAMPLE, label="Task", elem_id="example-task",
         )  # fmt: skip
         gr.Markdown(
-            f"A virtual test subject and {EXAMPLE_PAIRS} examples of the task from other "
-            "virtual subjects (never used in training). The first run builds them, which can "
-            "take half a minute."
+            f"A real test person (never used in training) and {EXAMPLE_PAIRS} examples of the "
+            "task from other real people. The first run builds them, which can take half a "
+            "minute."
         )
         c["run_example"] = gr.Button("Run the example", variant="primary", elem_id="run-example")
     with gr.Tab("Your files"):

@@ -133,3 +133,15 @@ def preset_context(name: str, n_context: int = 4) -> tuple[list[Loaded], list[Lo
             label = f"preset {name} person {person:02d} ({kind})"
             items.append(Loaded(label, data[None], nib.Nifti1Image(data, affine)))
     return c_in, c_out
+
+
+def preset_scan(name: str) -> Loaded:
+    """The input of preset ``name`` for the first test person (never trained on, never one of
+    the examples): a built-in scan to try a preset on."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {describe_presets()}")
+    source = people_source("test", 1)
+    volumes, seed = example_volumes(source, 0)
+    data = PRESETS[name][1](volumes, seed)
+    label = f"preset {name} test person {source.person(0):02d}"
+    return Loaded(label, data[None], nib.Nifti1Image(data, source.grid.affine))

@@ -61,6 +61,11 @@ def test_atlas_propagation_recovers_a_known_shift_of_a_label_map():
     unregistered = score(label[None, None], target_out, True)[0]
     registered = score(fuse(warped)[None], target_out, True)[0]
     assert unregistered < 0.75 and registered > 0.95
+    # A shift is affine: the affine stage alone ("atlas-affine") recovers it as well.
+    affine = propagate(
+        target_in, context_in, label[None, None], segmentation_like=True, deformable=False
+    )
+    assert score(fuse(affine)[None], target_out, True)[0] > 0.95
 
 
 def test_atlas_propagation_is_reproducible():

@@ -89,30 +89,34 @@ def propagate(
     *,
     segmentation_like: bool,
     seed: int = 0,
+    deformable: bool = True,
 ) -> np.ndarray:
     """Each context output warped onto the target: L×1×H×W.
 
-    Every context input is registered (affine, then deformable) to ``target_in`` and its output
-    carried over (nearest neighbour for masks, linear for images). Fuse with :func:`fuse`.
+    Every context input is registered (affine, then deformable unless ``deformable`` is False)
+    to ``target_in`` and its output carried over (nearest neighbour for masks, linear for
+    images). Fuse with :func:`fuse`.
     """
     fixed = _intensity(target_in)
     with single_threaded_itk():
-        warped = [
-            warp(
-                out[0], robust_transform(fixed, _intensity(x), seed=seed), nearest=segmentation_like
-            )
-            for x, out in zip(context_in, context_out, strict=True)
-        ]
+        warped = []
+        for x, out in zip(context_in, context_out, strict=True):
+            transform = robust_transform(fixed, _intensity(x), seed=seed, deformable=deformable)
+            warped.append(warp(out[0], transform, nearest=segmentation_like))
     return np.stack(warped)[:, None].astype(np.float32)
 
 
-def robust_transform(fixed: np.ndarray, moving: np.ndarray, *, seed: int = 0) -> sitk.Transform:
-    """:func:`register_deformable`, falling back to affine, then to the identity, when ITK
-    refuses (e.g. an empty or tiny image: "all samples map outside moving image buffer")."""
-    try:
-        return register_deformable(fixed, moving, seed=seed)
-    except RuntimeError:
-        pass
+def robust_transform(
+    fixed: np.ndarray, moving: np.ndarray, *, seed: int = 0, deformable: bool = True
+) -> sitk.Transform:
+    """:func:`register_deformable` (or, without ``deformable``, its affine stage alone),
+    falling back to affine, then to the identity, when ITK refuses (e.g. an empty or tiny
+    image: "all samples map outside moving image buffer")."""
+    if deformable:
+        try:
+            return register_deformable(fixed, moving, seed=seed)
+        except RuntimeError:
+            pass
     try:
         return register_affine_images(_image(fixed), _image(moving), seed=seed)
     except RuntimeError:

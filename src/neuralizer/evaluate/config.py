@@ -15,7 +15,7 @@ from neuralizer.jsonconfig import JsonConfig
 from neuralizer.tasks.registry import TASK_NAMES
 
 #: methods that need no trained model besides the Neuralizer checkpoints in ``models``
-BASELINES = ("mean", "identity", "atlas", "unet")
+BASELINES = ("mean", "identity", "atlas", "atlas-affine", "unet")
 #: how the pairs of an evaluation set are made (see :mod:`neuralizer.evaluate.sets`)
 EPISODE_KINDS = ("evaluation", "training")
 #: tissue-level binary structures that segmentation instances can add (``structures``)
@@ -66,8 +66,9 @@ class EvalConfig(JsonConfig):
     - ``episodes``: "evaluation" (identity spatial transforms) or "training" (each pair with its
       own spatial augmentation, as in training; see :mod:`neuralizer.evaluate.sets`).
     - ``methods``: "neuralizer" (every model of ``models``, label -> checkpoint), "mean",
-      "identity" (image tasks only), "atlas", "unet". ``ensemble`` > 0 adds ``<label>-ens<K>``
-      rows: K context bootstraps.
+      "identity" (image tasks only), "atlas" (affine + B-spline), "atlas-affine" (the affine
+      stage alone), "unet". ``ensemble`` > 0 adds ``<label>-ens<K>`` rows: K context
+      bootstraps.
     - ``holdout_*``: evaluate only held-out items (what a Neuralizer-unseen model never saw).
     """
 

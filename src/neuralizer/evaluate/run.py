@@ -66,8 +66,9 @@ def applies(method: str, inst: Instance) -> bool:
     return not (method == "identity" and inst.segmentation_like)
 
 
-def atlas_predictor(seed: int = 0) -> Predictor:
-    """Atlas propagation; each (target, pool pair) registration is done once per instance."""
+def atlas_predictor(seed: int = 0, *, deformable: bool = True) -> Predictor:
+    """Atlas propagation (``deformable``: affine then B-spline; else the affine stage alone);
+    each (target, pool pair) registration is done once per instance."""
     cache: dict[tuple[str, int, int], np.ndarray] = {}
 
     def predict(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
@@ -78,7 +79,7 @@ def atlas_predictor(seed: int = 0) -> Predictor:
             if len(have) < n:
                 more = propagate(
                     inst.target_in[t], inst.pool_in[len(have) : n], inst.pool_out[len(have) : n],
-                    segmentation_like=inst.segmentation_like, seed=seed,
+                    segmentation_like=inst.segmentation_like, seed=seed, deformable=deformable,
                 )  # fmt: skip
                 cache[key] = have = np.concatenate([have, more])
             out.append(fuse(have[:n]))
@@ -141,6 +142,8 @@ def make_predictors(config: EvalConfig, methods: Sequence[str]) -> dict[str, Pre
             predictors["identity"] = identity_predictor
         elif method == "atlas":
             predictors["atlas"] = atlas_predictor(config.seed)
+        elif method == "atlas-affine":
+            predictors["atlas-affine"] = atlas_predictor(config.seed, deformable=False)
         elif method == "unet":
             predictors["unet"] = unet_predictor(config)
     return predictors

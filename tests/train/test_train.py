@@ -87,6 +87,8 @@ def test_resume_accepts_new_micro_batching_and_threads(tmp_path):
     assert train(TrainConfig.from_file(faster), resume=True).step == 5
     more_threads = _config(tmp_path, "run", max_steps=6, micro_batch_size=4, threads=2)
     assert train(TrainConfig.from_file(more_threads), resume=True).step == 6
+    workers = _config(tmp_path, "run", max_steps=7, micro_batch_size=4, threads=2, num_workers=1)
+    assert train(TrainConfig.from_file(workers), resume=True).step == 7
 
 
 def test_a_new_training_mix_on_resume_keeps_the_validation_set(tmp_path):

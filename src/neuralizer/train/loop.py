@@ -93,7 +93,9 @@ def _autocast(device: torch.device):
 #: the training mix from that step on, a curriculum (the validation set keeps ``task_weights``);
 #: ``lr`` sets Adam's step size from that step on (a step-down once validation has levelled off;
 #: Adam's moment estimates carry over); ``threads`` is speed only (e.g. one thread while an
-#: evaluation shares the machine, two once it is alone).
+#: evaluation shares the machine, two once it is alone); so is ``num_workers`` (a batch is a
+#: function of the seed and its index, whichever process makes it: e.g. all cores of a GPU
+#: machine for a burst, none back on a 2-core CPU).
 RESUME_MAY_CHANGE = (
     "max_steps",
     "lr",
@@ -102,6 +104,7 @@ RESUME_MAY_CHANGE = (
     "ema_decay",
     "train_task_weights",
     "threads",
+    "num_workers",
 )
 
 

@@ -8,11 +8,15 @@ config's L distribution = B / mean over L of the median step time. Data generati
 
 ``--micro-members M [M ...]`` also times each step as gradient accumulation over micro-batches
 of at most M context members (``TrainConfig.micro_batch_members``; 0 = the whole batch at once),
-the same training step as ``neuralizer.train`` runs, in one run for a fair ratio.
+the same training step as ``neuralizer.train`` runs, in one run for a fair ratio. ``--split`` also
+times every such form with ``TrainConfig.split_algebra`` (the forward pass by the exact split
+algebra), interleaved; ``--contexts`` times only the given L (their mean stands for U{1..max}).
 
     python benchmarks/bench_train.py --output benchmarks/results/bench_train.json
     python benchmarks/bench_train.py --runs 2 --micro-members 0 24 16 \
         --output benchmarks/results/bench_micro.json
+    python benchmarks/bench_train.py --runs 2 --micro-members 16 --split \
+        --contexts 1 4 8 12 16 --output benchmarks/results/bench_split.json
 """
 
 from __future__ import annotations
@@ -32,7 +36,12 @@ from neuralizer.train.loop import train_step
 
 
 def step_times(
-    n_context: int, args: argparse.Namespace, model, optimizer, members: int = 0
+    n_context: int,
+    args: argparse.Namespace,
+    model,
+    optimizer,
+    members: int = 0,
+    split: bool = False,
 ) -> list[float]:
     g = torch.Generator().manual_seed(n_context)
     size, batch = args.size, args.batch_size
@@ -43,8 +52,9 @@ def step_times(
     segmentation_like = torch.arange(batch) % 2 == 0
     episodes = Batch(target_in, target_out, context_in, context_out, (), segmentation_like, ())
     cfg = TrainConfig.from_dict(
-        {"batch_size": batch, "micro_batch_size": batch, "micro_batch_members": members}
-    )
+        {"batch_size": batch, "micro_batch_size": batch, "micro_batch_members": members,
+         "split_algebra": split}
+    )  # fmt: skip
     times = []
     for _ in range(args.runs + 1):
         start = time.perf_counter()
@@ -62,25 +72,30 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--micro-members", type=int, nargs="+", default=[0])
+    parser.add_argument("--split", action="store_true", help="also time split_algebra forms")
+    parser.add_argument("--contexts", type=int, nargs="+", help="only these L (default 1..max)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = Neuralizer(ModelConfig(channels=args.channels)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    medians: dict[int, dict[int, float]] = {m: {} for m in args.micro_members}
-    for n_context in range(1, args.max_context + 1):
-        for members in args.micro_members:  # interleaved, so that drifts hit every form alike
-            times = step_times(n_context, args, model, optimizer, members)
-            medians[members][n_context] = statistics.median(times)
-            print(f"L={n_context} micro_batch_members={members}: "
-                  f"{medians[members][n_context]:.2f} s per step", flush=True)  # fmt: skip
+    forms = [(m, split) for m in args.micro_members for split in (False, True)[: 1 + args.split]]
+    names = {f: f"micro_batch_members={f[0]}{' split_algebra' if f[1] else ''}" for f in forms}
+    medians: dict[str, dict[int, float]] = {names[f]: {} for f in forms}
+    contexts = args.contexts or range(1, args.max_context + 1)
+    for n_context in contexts:
+        for form in forms:  # interleaved, so that drifts hit every form alike
+            times = step_times(n_context, args, model, optimizer, *form)
+            medians[names[form]][n_context] = statistics.median(times)
+            print(f"L={n_context} {names[form]}: "
+                  f"{medians[names[form]][n_context]:.2f} s per step", flush=True)  # fmt: skip
     rates = {}
-    for members, by_l in medians.items():
+    for name, by_l in medians.items():
         mean_step = statistics.fmean(by_l.values())
-        rates[members] = args.batch_size / mean_step
-        print(f"micro_batch_members={members}: mean step over L=1..{args.max_context}: "
-              f"{mean_step:.2f} s -> {rates[members]:.2f} episodes/s")  # fmt: skip
+        rates[name] = args.batch_size / mean_step
+        print(f"{name}: mean step over L={list(contexts)}: "
+              f"{mean_step:.2f} s -> {rates[name]:.2f} episodes/s")  # fmt: skip
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         result = {"args": vars(args) | {"output": str(args.output)}, "median_step_s": medians,

@@ -265,3 +265,34 @@ def test_torchrun_two_processes_stay_in_sync_and_learn(tmp_path):
     assert len(losses) == 20
     assert losses[-1] < 0.8 * losses[0]
     assert records[-1]["event"] == "end" and records[-1]["rank_spread"] == 0.0
+
+
+def test_split_algebra_gives_the_plain_forward_and_gradient():
+    torch.manual_seed(0)
+    model = neuralizer.Neuralizer(neuralizer.ModelConfig(channels=8, stages=3))
+    b, n, size = 3, 5, 32
+    batch = Batch(
+        target_in=torch.rand(b, 3, size, size),
+        target_out=(torch.rand(b, 1, size, size) > 0.5).float(),
+        context_in=torch.rand(b, n, 3, size, size),
+        context_out=torch.rand(b, n, 1, size, size),
+        tasks=("x",) * b,
+        segmentation_like=torch.arange(b) % 2 == 0,
+        records=(),
+    )
+    inputs = batch.target_in, batch.context_in, batch.context_out
+    plain, split = (model(*inputs, fast=False, split=s) for s in (False, True))
+    torch.testing.assert_close(split, plain, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(split, plain)  # a different computation, not the same code path
+    gradients, losses = {}, {}
+    for form in (False, True):
+        config = TrainConfig.from_dict({"batch_size": b, "micro_batch_size": b,
+                                        "split_algebra": form})  # fmt: skip
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keeps the parameters
+        losses[form] = train_step(model, optimizer, batch, config, torch.device("cpu"))
+        # (The last block's context update reaches no output: no gradient in either form.)
+        gradients[form] = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+    assert len(gradients[True]) == len(gradients[False]) > 40
+    for plain_grad, split_grad in zip(gradients[False], gradients[True], strict=True):
+        torch.testing.assert_close(split_grad, plain_grad, rtol=1e-4, atol=1e-6)

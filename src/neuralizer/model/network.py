@@ -57,6 +57,25 @@ class PairwiseConvAvg(nn.Module):
         )
         return F.gelu(r_x + mean_update), F.gelu(r_C + self.context_combine(pairs))
 
+    def split_forward(self, r_x: Tensor, r_C: Tensor) -> tuple[Tensor, Tensor]:
+        """The same function by SPEC §1's exact split algebra, differentiable (training):
+        ``mean_i(k_x · cat(r_C_i, r_x)) = W_xc · mean_i(r_C_i) + W_xx · r_x + b`` (one conv on
+        the mean instead of L) and ``k_C · cat(r_C_i, r_x) = W_cc · r_C_i + (W_cx · r_x + b)``
+        (the target half once per batch item), with no L-fold copy of r_x."""
+        n_context, c = r_C.shape[0] // r_x.shape[0], r_x.shape[1]
+        r_x = self.target_res(r_x)
+        r_C = self.context_res(r_C)
+        w_x, w_C = self.target_combine.weight, self.context_combine.weight
+        mean_C = reduce(r_C, "(B L) c h w -> B c h w", "mean", L=n_context)
+        mean_update = F.conv2d(mean_C, w_x[:, :c]) + F.conv2d(
+            r_x, w_x[:, c:], self.target_combine.bias
+        )
+        target_half = F.conv2d(r_x, w_C[:, c:], self.context_combine.bias)
+        context_update = F.conv2d(r_C, w_C[:, :c]) + repeat(
+            target_half, "B c h w -> (B L) c h w", L=n_context
+        )
+        return F.gelu(r_x + mean_update), F.gelu(r_C + context_update)
+
 
 class UpFuse(nn.Module):
     """Bilinear ×2 of both streams, cat(upsampled, skip), then a 1×1 conv 2c→c per stream."""
@@ -104,6 +123,7 @@ class Neuralizer(nn.Module):
         *,
         fast: bool | None = None,
         max_memory: float | None = None,
+        split: bool = False,
     ) -> Tensor:
         """B×Cin×H×W, B×L×Cin×H×W, B×L×Cout×H×W → B×Cout×H×W (no output activation).
 
@@ -111,15 +131,20 @@ class Neuralizer(nn.Module):
         naming the input): shapes, dtype and device against the model, NaN/Inf and absurd
         magnitudes, and the estimated peak memory against ``max_memory`` bytes (default: the
         memory available now; ``math.inf``: not checked here, for callers that checked the whole
-        job up front) — a ``MemoryLimitError``, also a ValueError.
+        job up front) — a ``MemoryLimitError``, also a ValueError. ``split``: the plain form's
+        blocks by the exact split algebra (:meth:`PairwiseConvAvg.split_forward`), differentiable,
+        for training.
         """
         fast = check_forward(self, target_in, context_in, context_out, fast, max_memory)
         if fast:
             return fast_path.fast_forward(self, target_in, context_in, context_out)
-        return self.plain_forward(target_in, context_in, context_out)
+        return self.plain_forward(target_in, context_in, context_out, split=split)
 
-    def plain_forward(self, target_in: Tensor, context_in: Tensor, context_out: Tensor) -> Tensor:
-        """The straightforward form of SPEC §1 (context batched as (B·L)×c×H×W); golden-tested."""
+    def plain_forward(
+        self, target_in: Tensor, context_in: Tensor, context_out: Tensor, *, split: bool = False
+    ) -> Tensor:
+        """The straightforward form of SPEC §1 (context batched as (B·L)×c×H×W); golden-tested.
+        ``split``: each block by :meth:`PairwiseConvAvg.split_forward` (the same function)."""
         r_x = self.target_embed(target_in)
         pairs = torch.cat([context_in, context_out], dim=2)
         r_C = self.context_embed(rearrange(pairs, "B L C H W -> (B L) C H W"))
@@ -127,10 +152,11 @@ class Neuralizer(nn.Module):
         for stage, block in enumerate(self.encoder):
             if stage > 0:
                 r_x, r_C = F.max_pool2d(r_x, 2), F.max_pool2d(r_C, 2)
-            r_x, r_C = block(r_x, r_C)
+            r_x, r_C = block.split_forward(r_x, r_C) if split else block(r_x, r_C)
             skips.append((r_x, r_C))
         for up, block, (skip_x, skip_C) in zip(
             self.up, self.decoder, reversed(skips[:-1]), strict=True
         ):
-            r_x, r_C = block(*up(r_x, r_C, skip_x, skip_C))
+            fused = up(r_x, r_C, skip_x, skip_C)
+            r_x, r_C = block.split_forward(*fused) if split else block(*fused)
         return self.out_conv(self.out_res(r_x))

@@ -60,6 +60,9 @@ class TrainConfig(JsonConfig):
     micro_batch_size: int = 8
     # At most this many context members (episodes x L) per micro-batch, for speed (0: no limit).
     micro_batch_members: int = 0
+    # The forward pass by SPEC §1's exact split algebra (Neuralizer(..., split=True)): the same
+    # function and gradient up to float rounding, for speed (docs/performance.md).
+    split_algebra: bool = False
     # Task weights of the training stream only (None: sampler.task_weights). Validation keeps
     # sampler.task_weights, so that a run may change its mix on resume and still compare
     # validation losses.

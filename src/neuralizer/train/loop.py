@@ -95,7 +95,7 @@ def _autocast(device: torch.device):
 #: Adam's moment estimates carry over); ``threads`` is speed only (e.g. one thread while an
 #: evaluation shares the machine, two once it is alone); so is ``num_workers`` (a batch is a
 #: function of the seed and its index, whichever process makes it: e.g. all cores of a GPU
-#: machine for a burst, none back on a 2-core CPU).
+#: machine for a burst, none back on a 2-core CPU); ``split_algebra`` computes the same function.
 RESUME_MAY_CHANGE = (
     "max_steps",
     "lr",
@@ -105,6 +105,7 @@ RESUME_MAY_CHANGE = (
     "train_task_weights",
     "threads",
     "num_workers",
+    "split_algebra",
 )
 
 
@@ -146,7 +147,7 @@ def train_step(model, optimizer, batch: Batch, cfg: TrainConfig, device: torch.d
             # The memory check ran once, up front (train); repeating it per step could stop a
             # long run midway because other processes use memory for a while.
             inputs = batch.target_in[part], batch.context_in[part], batch.context_out[part]
-            raw = model(*inputs, max_memory=math.inf)
+            raw = model(*inputs, max_memory=math.inf, split=cfg.split_algebra)
             loss = batch_loss(raw.float(), batch.target_out[part], batch.segmentation_like[part])
             (loss * (raw.shape[0] / size)).backward()
         total += loss.item() * raw.shape[0] / size

@@ -10,7 +10,8 @@ config's L distribution = B / mean over L of the median step time. Data generati
 of at most M context members (``TrainConfig.micro_batch_members``; 0 = the whole batch at once),
 the same training step as ``neuralizer.train`` runs, in one run for a fair ratio. ``--split`` also
 times every such form with ``TrainConfig.split_algebra`` (the forward pass by the exact split
-algebra), interleaved; ``--contexts`` times only the given L (their mean stands for U{1..max}).
+algebra), interleaved; ``--contexts`` times only the given L (their mean stands for U{1..max});
+``--channels-last`` also times each form on a copy of the model in the channels_last layout.
 
     python benchmarks/bench_train.py --output benchmarks/results/bench_train.json
     python benchmarks/bench_train.py --runs 2 --micro-members 0 24 16 \
@@ -22,6 +23,7 @@ algebra), interleaved; ``--contexts`` times only the given L (their mean stands 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -73,6 +75,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--micro-members", type=int, nargs="+", default=[0])
     parser.add_argument("--split", action="store_true", help="also time split_algebra forms")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="also time a channels_last copy of the model"
+    )
     parser.add_argument("--contexts", type=int, nargs="+", help="only these L (default 1..max)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
@@ -80,13 +85,20 @@ def main() -> None:
     torch.manual_seed(0)
     model = Neuralizer(ModelConfig(channels=args.channels)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    forms = [(m, split) for m in args.micro_members for split in (False, True)[: 1 + args.split]]
-    names = {f: f"micro_batch_members={f[0]}{' split_algebra' if f[1] else ''}" for f in forms}
+    layouts = (False, True)[: 1 + args.channels_last]
+    forms = [(m, split, last) for m in args.micro_members
+             for split in (False, True)[: 1 + args.split] for last in layouts]  # fmt: skip
+    names = {f: f"micro_batch_members={f[0]}{' split_algebra' if f[1] else ''}"
+                f"{' channels_last' if f[2] else ''}" for f in forms}  # fmt: skip
     medians: dict[str, dict[int, float]] = {names[f]: {} for f in forms}
+    # The same weights in the channels_last layout (oneDNN's native one), with its own Adam.
+    last_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    models = {False: (model, optimizer),
+              True: (last_model, torch.optim.Adam(last_model.parameters(), lr=1e-4))}  # fmt: skip
     contexts = args.contexts or range(1, args.max_context + 1)
     for n_context in contexts:
         for form in forms:  # interleaved, so that drifts hit every form alike
-            times = step_times(n_context, args, model, optimizer, *form)
+            times = step_times(n_context, args, *models[form[2]], *form[:2])
             medians[names[form]][n_context] = statistics.median(times)
             print(f"L={n_context} {names[form]}: "
                   f"{medians[names[form]][n_context]:.2f} s per step", flush=True)  # fmt: skip

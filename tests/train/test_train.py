@@ -174,11 +174,9 @@ def test_weight_average_follows_its_formula_and_resumes_exactly(tmp_path):
         TrainConfig(ema_decay=1.0)
 
 
-def test_micro_batches_bounded_by_context_members_give_the_same_gradient():
-    torch.manual_seed(0)
-    model = neuralizer.Neuralizer(neuralizer.ModelConfig(channels=8, stages=3))
-    b, n, size = 6, 4, 32
-    batch = Batch(
+def _random_batch(b: int, n: int, size: int) -> Batch:
+    """B episodes of L = n random pairs, half of them segmentation-like."""
+    return Batch(
         target_in=torch.rand(b, 3, size, size),
         target_out=(torch.rand(b, 1, size, size) > 0.5).float(),
         context_in=torch.rand(b, n, 3, size, size),
@@ -187,6 +185,13 @@ def test_micro_batches_bounded_by_context_members_give_the_same_gradient():
         segmentation_like=torch.arange(b) % 2 == 0,
         records=(),
     )
+
+
+def test_micro_batches_bounded_by_context_members_give_the_same_gradient():
+    torch.manual_seed(0)
+    model = neuralizer.Neuralizer(neuralizer.ModelConfig(channels=8, stages=3))
+    b, n, size = 6, 4, 32
+    batch = _random_batch(b, n, size)
     gradients, losses = {}, {}
     for members in (0, 9, 4, 1):  # micro-batches of 6; 2 (2, 2, 2); 1 (x6); 1
         values = {"batch_size": b, "micro_batch_size": b, "micro_batch_members": members}
@@ -270,16 +275,8 @@ def test_torchrun_two_processes_stay_in_sync_and_learn(tmp_path):
 def test_split_algebra_gives_the_plain_forward_and_gradient():
     torch.manual_seed(0)
     model = neuralizer.Neuralizer(neuralizer.ModelConfig(channels=8, stages=3))
-    b, n, size = 3, 5, 32
-    batch = Batch(
-        target_in=torch.rand(b, 3, size, size),
-        target_out=(torch.rand(b, 1, size, size) > 0.5).float(),
-        context_in=torch.rand(b, n, 3, size, size),
-        context_out=torch.rand(b, n, 1, size, size),
-        tasks=("x",) * b,
-        segmentation_like=torch.arange(b) % 2 == 0,
-        records=(),
-    )
+    b = 3
+    batch = _random_batch(b, 5, 32)
     inputs = batch.target_in, batch.context_in, batch.context_out
     plain, split = (model(*inputs, fast=False, split=s) for s in (False, True))
     torch.testing.assert_close(split, plain, rtol=1e-5, atol=1e-6)

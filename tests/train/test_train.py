@@ -293,3 +293,16 @@ def test_split_algebra_gives_the_plain_forward_and_gradient():
     assert len(gradients[True]) == len(gradients[False]) > 40
     for plain_grad, split_grad in zip(gradients[False], gradients[True], strict=True):
         torch.testing.assert_close(split_grad, plain_grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cpu_run_resumes_on_cuda_in_bf16_and_back_on_the_cpu(tmp_path):
+    cpu = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    for steps, env, extra in ((2, cpu, []), (4, os.environ, ["--resume"]), (6, cpu, ["--resume"])):
+        config = _config(tmp_path, "run", max_steps=steps)
+        command = [sys.executable, "-m", "neuralizer", "train", str(config), *extra]
+        subprocess.run(command, env=env, check=True, timeout=600)
+    state = _state(tmp_path / "run")
+    assert all(torch.isfinite(v).all() for k, v in state.items() if v.is_floating_point())
+    steps = [r["step"] for r in read_log(tmp_path / "run" / "log.jsonl") if "loss" in r]
+    assert steps == list(range(1, 7))  # two steps on each device, none lost or repeated

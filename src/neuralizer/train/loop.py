@@ -274,6 +274,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     ema = None
     if cfg.ema_decay:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
+    # On the device before any state loads: Adam's moments are restored onto their parameter's
+    # device at load time, so a CPU run resumes on a GPU (and back) with its moments beside the
+    # weights (moving the model afterwards would leave them behind).
+    model.to(ctx.device)
+    if ema is not None:
+        ema.to(ctx.device)
     if resume and files.state.is_file():
         progress, saved = load_state(files.state, model, optimizer, ema=ema)
         changed = _resume_changes(TrainConfig.from_dict(saved), cfg, files.state)
@@ -292,9 +298,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     # it never gets a gradient, and DistributedDataParallel must not wait for one.
     for parameter in (model.decoder or model.encoder)[-1].context_combine.parameters():
         parameter.requires_grad_(False)
-    model.to(ctx.device)
-    if ema is not None:
-        ema.to(ctx.device)
     if ctx.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     net = DistributedDataParallel(model) if ctx.world_size > 1 else model

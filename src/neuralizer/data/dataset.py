@@ -14,7 +14,6 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from neuralizer.data.sources import tissue_from_aseg
@@ -53,6 +52,8 @@ class DatasetSliceSource:
     def _read(self, key: str, entry: dict) -> np.ndarray | None:
         if key not in entry:
             return None
+        import nibabel as nib  # here: the other sources run without nibabel
+
         return np.asanyarray(nib.load(str(self.folder / entry[key])).dataobj)
 
     def _load(self, index: int) -> dict:

@@ -163,7 +163,6 @@ class PeopleSliceSource(SynthSliceSource):
             if not person_file(number, self.people_dir).exists():
                 load_person(number, self.people_dir)
         super().__init__(split, n_subjects, axis=axis, cache_dir=cache_dir)
-        self.label_names = PEOPLE_PROTOCOLS
         self._excluded: frozenset[int] | None = None
 
     @property
@@ -177,6 +176,9 @@ class PeopleSliceSource(SynthSliceSource):
 
     def _make_key(self) -> str:
         return config_key(self.synthesis_config)
+
+    def _label_names(self) -> dict[str, dict[int, str]]:
+        return PEOPLE_PROTOCOLS  # the MNI protocols' names (atlas packages) are not needed
 
     @property
     def voxel_size_mm(self) -> float:

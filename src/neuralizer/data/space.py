@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -78,6 +77,8 @@ def resample_to_grid(
 
 def load_nifti(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Read a NIfTI file: (array, 4×4 affine). Singleton 4th dimensions are dropped."""
+    import nibabel as nib  # here: training from a burst bundle runs without nibabel
+
     img = nib.load(path)
     data = np.asanyarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:

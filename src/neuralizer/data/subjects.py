@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralizer.data.bundle import write_bundle
 from neuralizer.data.cache import config_key, default_cache_dir, read_checked, write_entry
 from neuralizer.data.sources import (
     HELDOUT_PROTOCOLS,
@@ -95,10 +96,7 @@ def cached_anatomy(config: SynthConfig, cache_dir: Path, *, evaluation: bool = F
         anatomy = load_anatomy(
             grid, protocols=config.protocols, with_head=config.with_head, evaluation=evaluation
         )
-        arrays = {"tissue": anatomy.tissue, "brain_mask": anatomy.brain_mask}
-        arrays |= {f"labels__{k}": v for k, v in anatomy.labels.items()}
-        arrays |= {f"images__{k}": v for k, v in anatomy.images.items()}
-        arrays |= {f"masks__{k}": v for k, v in anatomy.masks.items()}
+        arrays = _anatomy_arrays(anatomy)
         write_entry(path, arrays, {"key": key, "protocols": list(config.protocols)})
         return anatomy
     arrays, _ = entry
@@ -112,6 +110,31 @@ def cached_anatomy(config: SynthConfig, cache_dir: Path, *, evaluation: bool = F
         label_names={p: label_names(p) for p in config.protocols},
         images={k: np.asarray(v) for k, v in group["images"].items()},
         masks={k: np.asarray(v) for k, v in group["masks"].items()},
+    )
+
+
+def _anatomy_arrays(anatomy: Anatomy) -> dict[str, np.ndarray]:
+    """The arrays of ``anatomy`` by their names in the cache and in an anatomy bundle."""
+    arrays = {"tissue": anatomy.tissue, "brain_mask": anatomy.brain_mask}
+    arrays |= {f"labels__{k}": v for k, v in anatomy.labels.items()}
+    arrays |= {f"images__{k}": v for k, v in anatomy.images.items()}
+    return arrays | {f"masks__{k}": v for k, v in anatomy.masks.items()}
+
+
+def write_anatomy_bundle(config: SynthConfig, folder: Path, cache_dir: Path | None = None) -> None:
+    """Write the anatomy of ``config`` (its grid, protocols and head), the protocols' label names
+    and the packages' versions as an anatomy bundle (:mod:`neuralizer.data.bundle`) in
+    ``folder``. Reads the packages (the data extra) unless the anatomy is cached already."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    anatomy = cached_anatomy(config, cache_dir)
+    write_bundle(
+        Path(folder),
+        _anatomy_arrays(anatomy),
+        voxel_size_mm=config.voxel_size_mm,
+        protocols=config.protocols,
+        with_head=config.with_head,
+        versions=source_versions(),
+        label_names=anatomy.label_names,
     )
 
 
@@ -203,13 +226,17 @@ class SynthSliceSource:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.key = self._make_key()
         self.root = self.cache_dir / f"{self.cache_kind}-{self.key}"
-        self.label_names = {p: label_names(p) for p in self.config.protocols}
+        self.label_names = self._label_names()
         self._anatomy: Anatomy | None = None
         self._entries: dict[int, tuple[dict[str, np.ndarray], dict]] = {}
         self._write_manifest()
 
     def _make_key(self) -> str:
         return _cache_key(self.config, "subjects")
+
+    def _label_names(self) -> dict[str, dict[int, str]]:
+        """{protocol: {label value: name}} of the subjects' label maps."""
+        return {p: label_names(p) for p in self.config.protocols}
 
     @property
     def synthesis_config(self) -> dict:

@@ -98,17 +98,21 @@ def make_source(config: SourceConfig, split: str, n_subjects: int) -> SliceSourc
     people = PeopleConfig(voxel_size_mm=config.voxel_size_mm)
     if config.kind == "people":
         return PeopleSliceSource(split, n_subjects, people, axis=axis)
-    kwargs = {"protocols": config.protocols} if config.protocols else {}
-    synth = SynthConfig(voxel_size_mm=config.voxel_size_mm, **kwargs)
     parts: dict[str, SliceSource] = {}
     if config.people_fraction < 1:
         evaluation = split == "test"
         parts["mni152"] = SynthSliceSource(
-            split, n_subjects, synth, axis=axis, evaluation=evaluation
+            split, n_subjects, synth_config(config), axis=axis, evaluation=evaluation
         )
     if config.people_fraction > 0:
         parts["people"] = PeopleSliceSource(split, n_subjects, people, axis=axis)
     return next(iter(parts.values())) if len(parts) == 1 else MixedSliceSource(parts)
+
+
+def synth_config(config: SourceConfig) -> SynthConfig:
+    """The synthesis of the MNI-based subjects of a "synth" source."""
+    kwargs = {"protocols": config.protocols} if config.protocols else {}
+    return SynthConfig(voxel_size_mm=config.voxel_size_mm, **kwargs)
 
 
 def check_source(config: SourceConfig) -> None:

@@ -7,6 +7,9 @@ runs in its own subprocess, so its peak resident memory is its own:
 - ``predict-e1`` / ``predict-e8``: ``predict_volume`` with ensemble 1 and 8, context already on the
   target's grid (``align="none"``), model loaded beforehand (load time reported separately);
 - ``predict-all-e1``: the same with ``axis="all"`` (coronal, axial and sagittal slices, averaged);
+- ``predict-e1-adapt``: ``predict-e1`` with ``adapt=K`` (``--adapt K``, default: the default K),
+  adapting a copy of the model to the 8 pairs first; its ``adapt_seconds`` are the adaptation's
+  share (issue 29: at most 2 minutes beyond ``predict-e1``);
 - ``align``: the affine registration of the 8 context pairs alone (``align="affine"``'s extra cost).
 
     python benchmarks/bench_predict.py --output benchmarks/results/bench_predict.json
@@ -28,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS
+
 N_CONTEXT = 8
-KINDS = ("predict-e1", "predict-e8", "predict-all-e1", "align")
+KINDS = ("predict-e1", "predict-e8", "predict-all-e1", "align", "predict-e1-adapt")
 STRUCTURES = (10, 49, 17, 53)  # thalamus and hippocampus, both sides
 
 
@@ -80,6 +85,7 @@ def worker(kind: str, args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     model = _model(args)
     load_s = time.perf_counter() - start
+    extra = {}
     if kind == "align":
         from neuralizer.infer.align import align_context
         from neuralizer.infer.checks import as_loaded
@@ -97,10 +103,14 @@ def worker(kind: str, args: argparse.Namespace) -> dict:
         seconds = time.perf_counter() - start
     else:
         axis = "all" if kind.startswith("predict-all") else "coronal"
-        ensemble = int(kind.rsplit("-e", 1)[1])
+        ensemble = int(kind.split("-e", 1)[1].split("-")[0])
+        adapt = args.adapt if kind.endswith("-adapt") else 0
         start = time.perf_counter()
-        predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align="none", axis=axis)
+        result = predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align="none",
+                                axis=axis, adapt=adapt)  # fmt: skip
         seconds = time.perf_counter() - start
+        if adapt:
+            extra = {"adapt_steps": adapt, "adapt_seconds": round(result.adapt_seconds, 2)}
     return {
         "kind": kind,
         "seconds": round(seconds, 2),
@@ -109,6 +119,7 @@ def worker(kind: str, args: argparse.Namespace) -> dict:
         "threads": torch.get_num_threads(),
         "n_context": N_CONTEXT,
         "volume": list(target.shape),
+        **extra,
     }
 
 
@@ -118,15 +129,17 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint (default: the shipped model)")
     parser.add_argument("--untrained", action="store_true", help="random c=32 weights")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--only", choices=KINDS)
+    parser.add_argument("--only", choices=KINDS, nargs="+", help="these measurements only")
+    parser.add_argument("--adapt", type=int, default=DEFAULT_ADAPT_STEPS,
+                        help="K of predict-e1-adapt (default: the default K)")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args)))
         return
     results = []
-    for kind in [args.only] if args.only else KINDS:
-        command = [sys.executable, __file__, "--worker", kind]
+    for kind in args.only or KINDS:
+        command = [sys.executable, __file__, "--worker", kind, "--adapt", str(args.adapt)]
         command += ["--untrained"] if args.untrained else []
         command += ["--model", args.model] if args.model else []
         command += ["--threads", str(args.threads)] if args.threads else []

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"files"},
     "tasks": {"jsonconfig", "data", "model"},
     "train": {"files", "jsonconfig", "model", "data", "tasks"},
-    "infer": {"lazy", "files", "errors", "model", "data"},
+    "infer": {"lazy", "files", "errors", "model", "data", "tasks"},
     "evaluate": {"root", "files", "jsonconfig", "model", "data", "tasks", "infer"},
     "demo": {"files", "model", "data", "tasks", "infer"},
     "app": {"errors", "model", "infer"},

@@ -100,3 +100,26 @@ def test_held_out_scores_are_fractions_of_the_seen_model_per_task_and_n():
     assert "| segmentation | 0.750 | – |" in lines
     assert "| mean over tasks | 0.825 | 1.100 |" in lines
     assert held_out_table([r for r in rows if r["method"] != "m-seen"]) == []
+
+
+def test_adaptation_times_stand_beside_the_unet_training_times(tmp_path):
+    import json
+
+    from neuralizer.evaluate.report import adapt_table
+
+    csv_path = tmp_path / "exp.csv"
+    (tmp_path / "exp-adapt.json").write_text(json.dumps({
+        "m-adapt50 denoising-0-n8": {"steps": 50, "batch": 2, "lr": 1e-4, "parameters": "all",
+                                     "n_pairs": 8, "seconds": 61.4, "threads": 1},
+        "m-adapt50 denoising-1-n8": {"steps": 50, "batch": 2, "lr": 1e-4, "parameters": "all",
+                                     "n_pairs": 8, "seconds": 70.0, "threads": 1},
+    }))  # fmt: skip
+    (tmp_path / "exp-unet.json").write_text(
+        json.dumps({"denoising-0-n8": {"seconds": 412.2, "budget": {"threads": 2}}})
+    )
+    lines = adapt_table([str(csv_path)], "exp")
+    row0 = next(line for line in lines if "denoising-0-n8" in line)
+    row1 = next(line for line in lines if "denoising-1-n8" in line)
+    assert "| 61 |" in row0 and "412 (2 threads)" in row0
+    assert "| 70 |" in row1 and row1.rstrip().endswith("| – |")
+    assert adapt_table([str(csv_path)], "other") == []

@@ -154,3 +154,44 @@ def test_second_run_on_the_same_file_is_refused_and_duplicates_are_dropped(smoke
     rows = read_rows(config.output)
     write_rows(config.output, rows + rows[:3])  # as if two runs had appended the same rows
     assert read_rows(config.output) == rows
+
+
+def test_adapted_rows_fall_back_at_one_pair_and_record_their_time(tmp_path):
+    import torch
+
+    from neuralizer.evaluate.run import adapt_summaries_path
+    from neuralizer.model import ModelConfig, Neuralizer, save_checkpoint
+
+    torch.manual_seed(0)  # a c=8 network whose raw outputs are not all clamped away
+    save_checkpoint(tmp_path / "tiny.safetensors", Neuralizer(ModelConfig(channels=8)))
+    config = dataclasses.replace(
+        EvalConfig.from_file(SMOKE),
+        output=str(tmp_path / "adapt.csv"),
+        tasks=("segmentation", "denoising"),
+        methods=("neuralizer", "neuralizer-adapt2"),
+        models={"tiny": str(tmp_path / "tiny.safetensors")},
+        ensemble=0,
+    )
+    run(config)
+    rows = read_rows(config.output)
+    value = {(r["method"], r["task"], r["n_context"], r["target"]): r["value"] for r in rows}
+    assert {r["method"] for r in rows} == {"tiny", "tiny-adapt2"}
+    for task in config.tasks:
+        for t in ("0", "1"):
+            assert value[("tiny-adapt2", task, "1", t)] == value[("tiny", task, "1", t)]
+    assert any(value[("tiny-adapt2", task, "2", t)] != value[("tiny", task, "2", t)]
+               for task in config.tasks for t in ("0", "1"))  # fmt: skip
+    summaries = json.loads(adapt_summaries_path(config).read_text())
+    assert set(summaries) == {f"tiny-adapt2 {task}-0-n2" for task in config.tasks}
+    assert all(s["steps"] == 2 and s["n_pairs"] == 2 and s["seconds"] > 0
+               for s in summaries.values())  # fmt: skip
+
+
+def test_adapt_methods_and_target_split_are_checked():
+    base = EvalConfig.from_file(SMOKE)
+    for bad in ("neuralizer-adapt0", "neuralizer-adaptx", "adapt5"):
+        with pytest.raises(ValueError, match="unknown methods"):
+            dataclasses.replace(base, methods=(bad,))
+    assert dataclasses.replace(base, methods=("neuralizer-adapt50",)).methods
+    with pytest.raises(ValueError, match="target_split"):
+        dataclasses.replace(base, target_split="train")

@@ -123,6 +123,7 @@ def run_prediction(
     seed: int,
     folder: Path,
     axis: str = "coronal",
+    adapt: int = 0,
 ) -> Prediction:
     """Check the files, predict, and write the result (and uncertainty) into a new sub-folder of
     ``folder``. User errors raise ValueError/FileNotFoundError before the model runs."""
@@ -138,7 +139,11 @@ def run_prediction(
         choices = ", ".join(SLICE_DIRECTIONS)
         raise ValueError(f"the slice direction must be one of {choices}, got {axis!r}")
     # ``neuralizer predict``'s defaults for everything the page does not ask
-    options = PredictOptions(ensemble=int(ensemble), align=align, seed=int(seed), axis=axis)
+    if int(adapt) != adapt or adapt < 0:
+        raise ValueError(f"the adaptation steps must be a whole number ≥ 0, got {adapt}")
+    options = PredictOptions(
+        ensemble=int(ensemble), align=align, seed=int(seed), axis=axis, adapt=int(adapt)
+    )
     run_folder = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
     output = run_folder / output_name(target, "prediction")
     uncertainty = run_folder / output_name(target, "uncertainty") if ensemble > 1 else None

@@ -26,6 +26,7 @@ from neuralizer.app.core import (
 )
 from neuralizer.app.view import View, render, view_of
 from neuralizer.errors import USER_ERRORS
+from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS
 
 #: Before gradio is imported: no usage statistics, no version check, no Hugging Face Hub calls.
 OFFLINE_ENVIRONMENT = {
@@ -38,6 +39,11 @@ DEFAULT_EXAMPLE = "white-matter"
 ALIGN_HELP = (
     "affine: register every example to your scan (a few seconds each); "
     "none: the examples already share your scan's world space"
+)
+ADAPT_HELP = (
+    f"0: none; K > 0 first fine-tunes a copy of the model for K steps on the examples (2 or "
+    f"more), which pays with several examples and costs about a second a step on a CPU; "
+    f"{DEFAULT_ADAPT_STEPS} is the measured default"
 )
 AXIS_HELP = (
     "a 3D scan is predicted slice by slice; all: coronal, axial and sagittal averaged (more "
@@ -53,7 +59,7 @@ same to your scan in one pass, with no training. Use a built-in example, or your
 
 
 def handle_run(app_model: AppModel, folder: Path, target, context_in, context_out, ensemble,
-               align, seed, axis="coronal"):  # fmt: skip
+               align, seed, axis="coronal", adapt=0):  # fmt: skip
     """Predict, or raise ``gr.Error`` with a one-line message (never a stack trace).
 
     Returns (view, status, slice index, pictures…, downloads) for the page.
@@ -64,7 +70,7 @@ def handle_run(app_model: AppModel, folder: Path, target, context_in, context_ou
     try:
         prediction = run_prediction(
             app_model.net, target, _sorted(context_in), _sorted(context_out), ensemble=ensemble,
-            align=align, seed=seed, folder=folder, axis=axis,
+            align=align, seed=seed, folder=folder, axis=axis, adapt=adapt,
         )  # fmt: skip
     except USER_ERRORS as error:
         raise gr.Error(readable(error, paths), title="Cannot run", print_exception=False) from None
@@ -158,6 +164,8 @@ def _input_column() -> dict:
                           label="Alignment of the examples to the scan")  # fmt: skip
     c["axis"] = gr.Radio(list(SLICE_DIRECTIONS), value="coronal", info=AXIS_HELP, elem_id="axis",
                          label="Slice direction (volumes)")  # fmt: skip
+    c["adapt"] = gr.Slider(0, 4 * DEFAULT_ADAPT_STEPS, value=0, step=10, elem_id="adapt",
+                           label="Adapt to the examples (steps)", info=ADAPT_HELP)  # fmt: skip
     c["seed"] = gr.Number(0, precision=0, label="Seed (same seed, same result)")
     return c
 
@@ -202,21 +210,21 @@ def build_app(app_model: AppModel, folder: Path):
         outputs = [view_state, r["status"], r["slice"], *pictures, r["downloads"]]
         tracker = gr.Progress(track_tqdm=True)  # as a default value: follows the tqdm bars
 
-        def run_on_files(target, context_in, context_out, ensemble, align, seed, axis,
+        def run_on_files(target, context_in, context_out, ensemble, align, seed, axis, adapt,
                          progress=tracker):  # fmt: skip
             return handle_run(app_model, folder, target, context_in, context_out, ensemble,
-                              align, seed, axis)  # fmt: skip
+                              align, seed, axis, adapt)  # fmt: skip
 
-        def run_on_example(name, ensemble, align, seed, axis, progress=tracker):
+        def run_on_example(name, ensemble, align, seed, axis, adapt, progress=tracker):
             progress(0, desc="preparing the example")
             try:
                 files = write_example(name, folder / "examples")
             except USER_ERRORS as error:
                 raise gr.Error(readable(error, []), title="Cannot run") from None
             return handle_run(app_model, folder, str(files.target), files.context_in,
-                              files.context_out, ensemble, align, seed, axis)  # fmt: skip
+                              files.context_out, ensemble, align, seed, axis, adapt)  # fmt: skip
 
-        settings = [i["ensemble"], i["align"], i["seed"], i["axis"]]
+        settings = [i["ensemble"], i["align"], i["seed"], i["axis"], i["adapt"]]
         # Progress (and a failure) shows on the prediction only, not on every picture; after a
         # failure the page shows no result, so nobody takes an earlier one for this run's.
         for button, handler, inputs in (

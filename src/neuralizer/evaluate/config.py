@@ -7,6 +7,7 @@ rerun produces exactly the same rows (and a resumed run the same rows as an unin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +17,8 @@ from neuralizer.tasks.registry import TASK_NAMES
 
 #: methods that need no trained model besides the Neuralizer checkpoints in ``models``
 BASELINES = ("mean", "identity", "atlas", "atlas-affine", "unet")
+#: ``neuralizer-adapt<K>``: every model of ``models`` adapted for K steps to the context pairs
+ADAPT_METHOD = re.compile(r"neuralizer-adapt([1-9][0-9]*)")
 #: how the pairs of an evaluation set are made (see :mod:`neuralizer.evaluate.sets`)
 EPISODE_KINDS = ("evaluation", "training")
 #: tissue-level binary structures that segmentation instances can add (``structures``)
@@ -67,8 +70,11 @@ class EvalConfig(JsonConfig):
       own spatial augmentation, as in training; see :mod:`neuralizer.evaluate.sets`).
     - ``methods``: "neuralizer" (every model of ``models``, label -> checkpoint), "mean",
       "identity" (image tasks only), "atlas" (affine + B-spline), "atlas-affine" (the affine
-      stage alone), "unet". ``ensemble`` > 0 adds ``<label>-ens<K>`` rows: K context
-      bootstraps.
+      stage alone), "unet", "neuralizer-adapt<K>" (``<label>-adapt<K>`` rows: each model
+      adapted for K steps to the n context pairs, :mod:`neuralizer.infer.adapt`). ``ensemble``
+      > 0 adds ``<label>-ens<K>`` rows: K context bootstraps.
+    - ``target_split``: where the targets come from, "test" (every experiment) or "val" (the
+      measurements that choose defaults, which must never see the test subjects).
     - ``holdout_*``: evaluate only held-out items (what a Neuralizer-unseen model never saw).
     """
 
@@ -98,15 +104,28 @@ class EvalConfig(JsonConfig):
     unet: UNetBudget = UNetBudget()
     seed: int = 0
     threads: int = 2
+    target_split: str = "test"
 
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in TASK_NAMES]
         if bad or not self.tasks:
             raise ValueError(f"tasks {list(self.tasks)}: choose some of {TASK_NAMES}")
-        unknown = [m for m in self.methods if m not in ("neuralizer", *BASELINES)]
+        unknown = [
+            m
+            for m in self.methods
+            if m not in ("neuralizer", *BASELINES) and not ADAPT_METHOD.fullmatch(m)
+        ]
         if unknown:
-            raise ValueError(f"unknown methods {unknown}; use neuralizer, {', '.join(BASELINES)}")
-        if "neuralizer" in self.methods and not self.models:
+            raise ValueError(
+                f"unknown methods {unknown}; use neuralizer, neuralizer-adapt<K>, "
+                f"{', '.join(BASELINES)}"
+            )
+        if self.target_split not in ("test", "val"):
+            raise ValueError(f"target_split must be 'test' or 'val', got {self.target_split!r}")
+        if self.target_split != "test" and self.source.kind == "people":
+            raise ValueError("data 'people' draws its context from the validation people too")
+        uses_model = any(m == "neuralizer" or ADAPT_METHOD.fullmatch(m) for m in self.methods)
+        if uses_model and not self.models:
             raise ValueError("method 'neuralizer' needs 'models': {label: checkpoint path}")
         if self.pool_split not in ("test", "train") or self.source.people_fraction:
             raise ValueError("pool_split must be 'test' or 'train', and source people_fraction 0")

@@ -452,6 +452,7 @@ def make_page(csvs: list[str], figures: bool = True, page_dir: str | Path = "doc
         figure = f"img/{name}-scores.png" if figures else None
         lines += experiment_section(name, rows, figure, Path(page_dir))
         lines += unet_table(csvs, name)
+        lines += adapt_table(csvs, name)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -469,6 +470,39 @@ def unet_table(csvs: list[str], name: str) -> list[str]:
         threads, seconds = str(s["budget"]["threads"]), f"{s['seconds']:.0f}"
         rows.append([job, str(s["n_train"]), steps, threads, seconds, f"{s['loss']:.4f}"])
     intro = f"The U-Nets of this experiment, trained by it (`{found[0].name}`):"
+    return [intro, ""] + _table(head, rows) + [""]
+
+
+def _summaries(csvs: list[str], filename: str) -> tuple[dict, str]:
+    """The JSON summaries file ``filename`` beside the first CSV that has one ({}, "": none)."""
+    found = [p for p in (Path(c).with_name(filename) for c in csvs) if p.is_file()]
+    return (json.loads(found[0].read_text()), found[0].name) if found else ({}, "")
+
+
+def adapt_table(csvs: list[str], name: str) -> list[str]:
+    """Each adaptation's time (``<name>-adapt.json``), beside the training time of the U-Net
+    of the same task instance and pairs (``<name>-unet.json``), when there is one."""
+    adaptations, filename = _summaries(csvs, f"{name}-adapt.json")
+    if not adaptations:
+        return []
+    unets, _ = _summaries(csvs, f"{name}-unet.json")
+    head = ["adaptation", "pairs", "steps × batch", "weights, lr", "threads", "seconds",
+            "U-Net training seconds (same pairs)"]  # fmt: skip
+    rows = []
+    for key, a in adaptations.items():
+        job = key.split(" ", 1)[1]
+        unet = unets.get(job)
+        trained = "–" if unet is None else f"{unet['seconds']:.0f}"
+        if unet is not None:
+            trained += f" ({unet['budget']['threads']} threads)"
+        rows.append([
+            key, str(a["n_pairs"]), f"{a['steps']} × {a['batch']}",
+            f"{a['parameters']}, {a['lr']:g}", str(a["threads"]), f"{a['seconds']:.0f}", trained,
+        ])  # fmt: skip
+    intro = (
+        f"Adaptation to the context pairs, once per task instance and n (shared by its targets; "
+        f"`{filename}`), beside the U-Net trained on the same pairs:"
+    )
     return [intro, ""] + _table(head, rows) + [""]
 
 

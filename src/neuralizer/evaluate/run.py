@@ -2,9 +2,9 @@
 
 Resumable: rows already in the results CSV are skipped; missing rows (never computed, or deleted)
 are computed, and only those. Methods (SPEC §7): each Neuralizer model of ``config.models``
-(optionally with context bootstrapping, as in prediction), the mean of the context outputs,
-the target's input unchanged (image tasks), atlas propagation and the task-specific U-Nets
-(trained on demand as resumable jobs).
+(optionally with context bootstrapping, as in prediction, or adapted to the context pairs first),
+the mean of the context outputs, the target's input unchanged (image tasks), atlas propagation
+and the task-specific U-Nets (trained on demand as resumable jobs).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 from neuralizer.data.make import check_source
 from neuralizer.evaluate.baselines import fuse, identity_baseline, mean_baseline, propagate
-from neuralizer.evaluate.config import EvalConfig
+from neuralizer.evaluate.config import ADAPT_METHOD, EvalConfig
 from neuralizer.evaluate.metrics import metric_name, score
 from neuralizer.evaluate.results import append_rows, exclusive, read_rows, row_key
 from neuralizer.evaluate.sets import Instance, build_instances
@@ -49,6 +49,41 @@ def neuralizer_predictor(model, *, ensemble: int = 0, seed: int = 0, chunk: int 
         return mean.numpy()
 
     return predict
+
+
+def adapted_predictor(
+    model, steps: int, summaries: Path, *, label: str, seed: int = 0, chunk: int = 4, **settings
+) -> Predictor:
+    """Neuralizer adapted for ``steps`` steps to the first n pool pairs
+    (:func:`~neuralizer.infer.adapt.adapt_model`, once per instance and n, shared by its
+    targets), then run with those n pairs as context; n = 1 cannot adapt: the model as it is.
+    Each adaptation's time is recorded in ``summaries`` (beside the U-Nets' training times).
+    ``settings``: other :class:`~neuralizer.infer.adapt.AdaptConfig` fields (lr, parameters)."""
+    from neuralizer.infer.adapt import AdaptConfig, adapt_model
+
+    config = AdaptConfig(steps=steps, seed=seed, **settings)
+
+    def predict(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
+        net = model
+        if n >= 2:
+            outputs = inst.pool_out[None, :n]
+            if inst.segmentation_like:
+                outputs = (outputs >= 0.5).astype(np.float32)
+            adapted = adapt_model(model, inst.pool_in[None, :n], [outputs],
+                                  inst.segmentation_like, config)  # fmt: skip
+            net = adapted.model
+            entry = {"steps": steps, "lr": config.lr, "parameters": config.parameters,
+                     "batch": config.batch, "n_pairs": n, "seconds": round(adapted.seconds, 2),
+                     "threads": torch.get_num_threads()}  # fmt: skip
+            record_summary(summaries, f"{label} {inst.task}-{inst.index}-n{n}", entry)
+        return neuralizer_predictor(net, seed=seed, chunk=chunk)(inst, n, targets)
+
+    return predict
+
+
+def adapt_summaries_path(config: EvalConfig) -> Path:
+    """``<output folder>/<name>-adapt.json``: every adaptation's steps and seconds."""
+    return Path(config.output).with_name(f"{config.name}-adapt.json")
 
 
 def mean_predictor(inst: Instance, n: int, targets: list[int]) -> np.ndarray:
@@ -114,8 +149,12 @@ def unet_summaries_path(config: EvalConfig) -> Path:
 
 def record_unet_summary(path: Path, name: str, summary: Path) -> None:
     """Add (or refresh) job ``name``'s ``summary.json`` in the summaries file ``path``."""
+    record_summary(path, name, json.loads(summary.read_text()))
+
+
+def record_summary(path: Path, name: str, entry: dict) -> None:
+    """Add (or refresh) entry ``name`` of the JSON summaries file ``path`` (written atomically)."""
     known = json.loads(path.read_text()) if path.is_file() else {}
-    entry = json.loads(summary.read_text())
     if known.get(name) != entry:
         known[name] = entry
         text = json.dumps(dict(sorted(known.items())), indent=1) + "\n"
@@ -146,6 +185,13 @@ def make_predictors(config: EvalConfig, methods: Sequence[str]) -> dict[str, Pre
             predictors["atlas-affine"] = atlas_predictor(config.seed, deformable=False)
         elif method == "unet":
             predictors["unet"] = unet_predictor(config)
+        elif ADAPT_METHOD.fullmatch(method):
+            steps = int(ADAPT_METHOD.fullmatch(method).group(1))
+            for label, path in config.models.items():
+                name = f"{label}-adapt{steps}"
+                predictors[name] = adapted_predictor(
+                    load(path), steps, adapt_summaries_path(config), label=name, seed=config.seed
+                )
     return predictors
 
 

@@ -76,7 +76,7 @@ def make_sources(config: EvalConfig) -> tuple[SliceSource, SliceSource, int]:
     if config.source.kind == "people":
         return _people_sources(config)
     n_test = config.n_targets + (config.pool_size if config.pool_split == "test" else 0)
-    test = make_source(config.source, "test", n_test)
+    test = make_source(config.source, config.target_split, n_test)
     if config.pool_split == "train":
         return test, make_source(config.source, "train", config.n_train_subjects), 0
     if len(test) <= config.n_targets:  # an imported dataset holds what it holds

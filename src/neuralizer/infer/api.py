@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from neuralizer.infer.adapt import adapt_model, adaptation_steps, plan_adaptation
 from neuralizer.infer.engine import (
     PredictResult,
+    _resize,
     check_prediction_memory,
     model_geometry,
     predict_maps,
@@ -40,6 +42,8 @@ def predict(
     seed: int = 0,
     device: str = "auto",
     max_memory: float | str | None = None,
+    adapt: int = 0,
+    progress: bool = False,
 ) -> PredictResult:
     """Predict a 2D result for ``target_in`` from example pairs.
 
@@ -58,19 +62,23 @@ def predict(
         device: "auto", "cpu" or "cuda".
         max_memory: bytes (or "8G", "inf") one forward pass may use; None: the memory available
             now. Beyond it: ``MemoryLimitError`` (a ValueError) with the estimate.
+        adapt: K > 0 fine-tunes a copy of the model for K steps on the example pairs first
+            (:mod:`neuralizer.infer.adapt`; the given model is not modified); it needs 2 pairs
+            or more (with one, the prediction runs without it and its steps say so).
+        progress: show a progress bar of the adaptation.
 
     Returns:
         :class:`PredictResult` with H×W ``prediction`` (and ``uncertainty`` when ensemble > 1).
     """
     options = dict(task=task, labels=labels, ensemble=ensemble, spacing=spacing, seed=seed,
-                   device=device, max_memory=max_memory)  # fmt: skip
+                   device=device, max_memory=max_memory, adapt=adapt)  # fmt: skip
     plan = plan_given(target_in, context_in, context_out, options, plan_arrays)
     if plan.volumetric:
         raise ValueError("this plan is of volumes: call neuralizer.predict_volume with it")
-    return predict_plan_2d(plan, resolve_model(model, plan.options.device))
+    return predict_plan_2d(plan, resolve_model(model, plan.options.device), progress=progress)
 
 
-def predict_plan_2d(plan: PredictPlan, net: Neuralizer) -> PredictResult:
+def predict_plan_2d(plan: PredictPlan, net: Neuralizer, *, progress: bool = False) -> PredictResult:
     """The prediction of a checked 2D ``plan`` with the ready model ``net``."""
     options: PredictOptions = plan.options
     target = plan.target.data
@@ -82,9 +90,19 @@ def predict_plan_2d(plan: PredictPlan, net: Neuralizer) -> PredictResult:
     scale = spacing_mm / voxel_size_mm
     work = (max(1, round(height * scale)), max(1, round(width * scale)))
     check_prediction_memory(net, 1, len(c_in), work, options.max_memory)
+    adapt_config = plan_adaptation(net, options, len(c_in), work)
     x = torch.from_numpy(rescale_channels(target))[None]
     contexts = torch.from_numpy(np.stack([rescale_channels(c) for c in c_in]))[None]
     outputs = plan.outputs
+    adapted = None
+    if adapt_config is not None:
+        pairs_in = _resize(contexts, work).numpy()
+        maps = [_resize(torch.from_numpy(m), work)[None].numpy() for m in outputs.targets(c_out)]
+        discrete = outputs.kind != "image"
+        if discrete:
+            maps = [(m >= 0.5).astype(np.float32) for m in maps]
+        adapted = adapt_model(net, pairs_in, maps, discrete, adapt_config, progress=progress)
+        net = adapted.model
     maps, spread = predict_maps(
         net, outputs, x, contexts, c_out[None], ensemble=options.ensemble, seed=options.seed,
         resize_to=work,
@@ -96,8 +114,10 @@ def predict_plan_2d(plan: PredictPlan, net: Neuralizer) -> PredictResult:
         "rescaled inputs to [0, 1] (percentiles 0.5/99.5 per channel)",
         f"resampled {height}×{width} at {spacing_mm:g} mm to {work[0]}×{work[1]} at "
         f"{voxel_size_mm:g} mm and back",
+        *adaptation_steps(options, len(c_in), adapted),
         f"{outputs.kind}: {len(c_in)} context pairs, ensemble {options.ensemble}",
     )
     return PredictResult(
-        result, uncertainty, probabilities, outputs.kind, outputs.label_values, steps
-    )
+        result, uncertainty, probabilities, outputs.kind, outputs.label_values, steps,
+        adapt_seconds=None if adapted is None else adapted.seconds,
+    )  # fmt: skip

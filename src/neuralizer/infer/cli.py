@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from neuralizer.infer.io import SUFFIXES, read_input
-from neuralizer.infer.plan import Context, PredictOptions, load_context
+from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS, Context, PredictOptions, load_context
 from neuralizer.infer.run import OutputFiles, run_one
 
 
@@ -48,6 +48,11 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--probabilities", help="also write segmentation probabilities (file or folder)")
     p.add_argument("--qc", help="write a PNG overlay of the result on the target (file or folder)")
     p.add_argument("--ensemble", type=int, default=1, help="K bootstrap passes (default 1)")
+    p.add_argument(
+        "--adapt", type=int, nargs="?", const=DEFAULT_ADAPT_STEPS, default=0, metavar="K",
+        help="first fine-tune a copy of the model for K steps on the example pairs (2 or more); "
+        f"--adapt alone: K = {DEFAULT_ADAPT_STEPS}; default: no adaptation",
+    )  # fmt: skip
     p.add_argument("--task", default="auto", choices=("auto", "segmentation", "image"))
     p.add_argument("--labels", nargs="+", help="label values to segment from label maps, or 'all'")
     p.add_argument("--align", default="affine", choices=("affine", "none"))
@@ -74,7 +79,7 @@ def options_from(args: argparse.Namespace) -> PredictOptions:
     return PredictOptions(
         task=args.task, labels=args.labels, ensemble=args.ensemble, axis=args.axis,
         align=args.align, spacing=args.spacing, seed=args.seed, device=args.device,
-        batch_size=args.batch_size, max_memory=args.max_memory,
+        batch_size=args.batch_size, max_memory=args.max_memory, adapt=args.adapt,
     )  # fmt: skip
 
 
@@ -108,6 +113,8 @@ def run_predict(args: argparse.Namespace) -> int:
     context = _context(args, options)
     _, result = run_one(target, context, options, files, args.model,
                         progress=sys.stderr.isatty())  # fmt: skip
+    if result.adapt_seconds is not None:
+        print(f"adaptation to the examples took {result.adapt_seconds:.1f} s", file=sys.stderr)
     print(f"wrote {files.prediction} ({result.task}; " + "; ".join(result.steps) + ")")
     return 0
 

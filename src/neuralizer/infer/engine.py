@@ -33,6 +33,7 @@ class PredictResult:
     - ``probabilities``: segmentation probabilities (M×… for several labels), else None.
     - ``task``: "segmentation", "labels" or "image"; ``label_values`` for "labels".
     - ``steps``: what was done, in order (alignment, resampling, ensemble), for logs and reports.
+    - ``adapt_seconds``: how long adapting to the examples took (None: not adapted).
     """
 
     prediction: Any
@@ -41,6 +42,7 @@ class PredictResult:
     task: str
     label_values: tuple[int, ...] = ()
     steps: tuple[str, ...] = field(default_factory=tuple)
+    adapt_seconds: float | None = None
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -30,6 +30,9 @@ AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 ALL_VIEWS = ("coronal", "axial", "sagittal")
 VIEWS = (*AXES, "all")
 DEVICES = ("auto", "cpu", "cuda")
+#: adaptation steps K of ``--adapt`` alone and ``adapt=True`` (chosen on the validation split:
+#: scripts/adapt_defaults.py, docs/adapt.md)
+DEFAULT_ADAPT_STEPS = 100
 
 
 def _positive_int(value: Any, what: str) -> int:
@@ -70,7 +73,9 @@ class PredictOptions:
     aligned); ``spacing`` pixel size (mm) of 2D images (None: 1 mm);
     ``seed`` of the ensemble's draws and the registration; ``device`` "auto", "cpu" or "cuda";
     ``batch_size`` slices per forward pass; ``max_memory`` bytes (or "8G", "inf") one forward
-    pass may use, None: the memory available when the model is about to run.
+    pass may use, None: the memory available when the model is about to run; ``adapt`` K > 0:
+    first fine-tune a copy of the model for K steps on the context pairs (2 or more;
+    ``neuralizer.infer.adapt``), True: the default K, 0: none.
     """
 
     task: str = "auto"
@@ -83,6 +88,7 @@ class PredictOptions:
     device: str = "auto"
     batch_size: int = 8
     max_memory: float | str | None = None
+    adapt: int = 0
 
     def __post_init__(self) -> None:
         from neuralizer.model.limits import parse_memory  # torch-free
@@ -104,6 +110,17 @@ class PredictOptions:
         batch_size = _positive_int(self.batch_size, "the batch size (--batch-size)")
         object.__setattr__(self, "batch_size", batch_size)
         object.__setattr__(self, "seed", int(self.seed))
+        adapt = DEFAULT_ADAPT_STEPS if self.adapt is True else self.adapt
+        if (
+            isinstance(adapt, bool)
+            or not isinstance(adapt, numbers.Real)
+            or not float(adapt).is_integer()
+            or adapt < 0
+        ):
+            raise ValueError(
+                f"adapt (--adapt) is a number of steps, 0 (none) or more, got {adapt!r}"
+            )
+        object.__setattr__(self, "adapt", int(adapt))
         # an unreadable size fails here, before any file is read
         object.__setattr__(self, "max_memory", parse_memory(self.max_memory))
 

@@ -62,7 +62,7 @@ def predict_plan(plan: PredictPlan, model, *, progress: bool = False):
         return predict_plan_volume(plan, net, progress=progress)
     from neuralizer.infer.api import predict_plan_2d
 
-    return predict_plan_2d(plan, net)
+    return predict_plan_2d(plan, net, progress=progress)
 
 
 def write_result(result, target: Loaded, files: OutputFiles) -> None:

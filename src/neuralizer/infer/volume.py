@@ -20,6 +20,13 @@ import numpy as np
 import torch
 
 from neuralizer.data.space import Grid, foreground, resample_to_grid
+from neuralizer.infer.adapt import (
+    AdaptConfig,
+    Adapted,
+    adapt_model,
+    adaptation_steps,
+    plan_adaptation,
+)
 from neuralizer.infer.align import align_context, register_all
 from neuralizer.infer.engine import (
     PredictResult,
@@ -89,6 +96,7 @@ def predict_volume(
     batch_size: int = 8,
     progress: bool = False,
     max_memory: float | str | None = None,
+    adapt: int = 0,
 ) -> PredictResult:
     """Predict a 3D result for ``target`` from L example volume pairs, slice by slice.
 
@@ -106,6 +114,9 @@ def predict_volume(
             (trust that the context already lies in the target's world space).
         batch_size: target slices per forward pass. progress: show a progress bar.
         max_memory: bytes (or "8G", "inf") one forward pass may use, as in :func:`predict`.
+        adapt: K > 0 fine-tunes a copy of the model for K steps on 2D slices of the context
+            volumes, drawn on the working grid once per call (:mod:`neuralizer.infer.adapt`),
+            then predicts every slice with it; it needs 2 pairs or more.
 
     Returns:
         :class:`PredictResult` whose ``prediction`` (and ``uncertainty``, ``probabilities``) are
@@ -113,7 +124,7 @@ def predict_volume(
     """
     options = dict(
         task=task, labels=labels, ensemble=ensemble, axis=axis, align=align, seed=seed,
-        device=device, batch_size=batch_size, max_memory=max_memory,
+        device=device, batch_size=batch_size, max_memory=max_memory, adapt=adapt,
     )  # fmt: skip
     plan = plan_given(target, context_in, context_out, options, plan_volumes)
     if not plan.volumetric:
@@ -133,6 +144,7 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     for view, grid in zip(views, grids, strict=True):
         batch = min(options.batch_size, grid.shape[AXES[view]])
         check_prediction_memory(net, batch, len(c_in), image_size, options.max_memory)
+    adapt_config = plan_adaptation(net, options, len(c_in), image_size)
     works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
     transforms = None  # world-space registrations, shared by every view
     mode, seed = options.align, options.seed
@@ -141,11 +153,19 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm (RAS), {v} slices"
              for v, g in zip(views, grids, strict=True)]  # fmt: skip
     steps += [f"alignment: {mode}"]
+    discrete = outputs.kind != "image"
+    all_pairs = [
+        align_context(mode, target_work[0], grid, c_in, c_out, discrete=discrete, seed=seed,
+                      transforms=transforms)
+        for grid, target_work in zip(grids, works, strict=True)
+    ]  # fmt: skip
+    adapted = None
+    if adapt_config is not None:
+        axes = [AXES[v] for v in views]
+        adapted = adapt_on_slices(net, outputs, works, all_pairs, axes, adapt_config, progress)
+        net = adapted.model
     per_view = []
-    for view, grid, target_work in zip(views, grids, works, strict=True):
-        discrete = outputs.kind != "image"
-        pairs = align_context(mode, target_work[0], grid, c_in, c_out, discrete=discrete,
-                              seed=seed, transforms=transforms)  # fmt: skip
+    for view, grid, target_work, pairs in zip(views, grids, works, all_pairs, strict=True):
         maps, spread = _predict_on_grid(net, outputs, target_work, pairs, AXES[view],
                                         options.ensemble, seed, options.batch_size,
                                         progress)  # fmt: skip
@@ -155,12 +175,38 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     steps.append(f"resampled back onto the target grid {target_l.spatial_shape}")
     if len(views) > 1:
         steps.append(f"averaged the {len(views)} views' maps")
+    steps += adaptation_steps(options, len(c_in), adapted)
     steps.append(f"{outputs.kind}: {len(c_in)} context pairs, ensemble {options.ensemble}")
     reference = target_l.image
     return PredictResult(
         nifti_like(result, reference), _nifti_or_none(uncertainty, reference),
         _nifti_or_none(probabilities, reference), outputs.kind, outputs.label_values,
-        tuple(steps),
+        tuple(steps), adapt_seconds=None if adapted is None else adapted.seconds,
+    )  # fmt: skip
+
+
+def adapt_on_slices(
+    net: Neuralizer,
+    outputs,
+    works: list[np.ndarray],
+    all_pairs: list[list[tuple[np.ndarray, np.ndarray]]],
+    axes: list[int],
+    config: AdaptConfig,
+    progress: bool,
+) -> Adapted:
+    """Adapt ``net`` on 2D slices of the context pairs on each view's working grid (``works``:
+    the target on each grid, whose non-blank slices are the positions episodes draw from)."""
+    pairs_in, maps, positions, offset = [], [], [], 0
+    for target_work, pairs, axis in zip(works, all_pairs, axes, strict=True):
+        slices = to_slices(target_work, axis)
+        positions.append(offset + np.flatnonzero(slices.reshape(len(slices), -1).max(axis=1) > 0))
+        offset += len(slices)
+        pairs_in.append(np.stack([to_slices(a, axis) for a, _ in pairs], axis=1))
+        context_out = np.stack([to_slices(b, axis) for _, b in pairs])  # L×N×1×H×W
+        maps.append([np.moveaxis(m, 0, 1) for m in outputs.targets(context_out)])
+    return adapt_model(
+        net, np.concatenate(pairs_in), [np.concatenate(m) for m in zip(*maps, strict=True)],
+        outputs.kind != "image", config, positions=np.concatenate(positions), progress=progress,
     )  # fmt: skip
 
 

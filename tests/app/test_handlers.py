@@ -50,10 +50,10 @@ def files_2d(tmp_path: Path) -> dict[str, str]:
 
 
 def _error(app_model, tmp_path, target, c_in, c_out, **settings) -> str:
-    run = {"ensemble": 1, "align": "affine", "seed": 0, "axis": "coronal"} | settings
+    run = {"ensemble": 1, "align": "affine", "seed": 0, "axis": "coronal", "adapt": 0} | settings
     with pytest.raises(gr.Error) as caught:
         handle_run(app_model, tmp_path, target, c_in, c_out, run["ensemble"], run["align"],
-                   run["seed"], run["axis"])  # fmt: skip
+                   run["seed"], run["axis"], run["adapt"])  # fmt: skip
     return caught.value.message
 
 
@@ -71,6 +71,8 @@ def test_bad_uploads_give_the_projects_message_with_the_file_name_only(app_model
     assert "volume.nii.gz is a volume but the context is 2D" in message
     assert "ensemble size" in _error(app_model, tmp_path, f["target"], [f["a"]], [f["a_mask"]],
                                      ensemble=0)  # fmt: skip
+    assert "adaptation steps" in _error(app_model, tmp_path, f["target"], [f["a"]],
+                                        [f["a_mask"]], adapt=-10)  # fmt: skip
     assert list(tmp_path.glob("run-*/*")) == []  # nothing written for a refused run
 
 
@@ -101,6 +103,19 @@ def test_2d_run_pairs_files_by_name_and_offers_the_result_as_npy(app_model, file
     assert np.array_equal(np.load(downloads[0]), expected.prediction)
     assert view.n_slices == 1 and target.shape == prediction.shape == (280, 280, 3)
     assert uncertainty.value is not None and len(gallery) == 2
+
+
+def test_the_adapt_control_adapts_like_the_library(app_model, files_2d, tmp_path):
+    f = files_2d
+    outputs = handle_run(app_model, tmp_path, f["target"], [f["a"], f["b"]],
+                         [f["a_mask"], f["b_mask"]], 1, "auto", 3, "coronal", 2)  # fmt: skip
+    status, downloads = outputs[1], outputs[-1]
+    assert "adapted a copy of the model to the 2 example pairs: 2 steps" in status
+    expected = neuralizer.predict(
+        np.load(f["target"]), [np.load(f["a"]), np.load(f["b"])],
+        [np.load(f["a_mask"]), np.load(f["b_mask"])], model=tiny_model(), seed=3, adapt=2,
+    )  # fmt: skip
+    assert np.array_equal(np.load(downloads[0]), expected.prediction)
 
 
 def test_output_names_follow_the_target():

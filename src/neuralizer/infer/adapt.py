@@ -41,7 +41,7 @@ from neuralizer.tasks.spatial import SpatialConfig, Warper, sample_spatial, sour
 PARAMETER_SETS = ("all", "decoder")
 #: the defaults, chosen on the validation split (scripts/adapt_defaults.py, docs/adapt.md)
 DEFAULT_LR = 1e-4
-DEFAULT_PARAMETERS = "all"
+DEFAULT_PARAMETERS = "decoder"
 DEFAULT_BATCH = 2
 #: largest context of an adaptation episode (the shipped model was trained with 1 to 8 pairs)
 MAX_EPISODE_CONTEXT = 7

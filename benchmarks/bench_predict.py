@@ -10,6 +10,10 @@ runs in its own subprocess, so its peak resident memory is its own:
 - ``predict-e1-adapt``: ``predict-e1`` with ``adapt=K`` (``--adapt K``, default: the default K),
   adapting a copy of the model to the 8 pairs first; its ``adapt_seconds`` are the adaptation's
   share (issue 29: at most 2 minutes beyond ``predict-e1``);
+
+``cpu_seconds`` (every thread of the process) stand beside the wall seconds: on a machine shared
+with other jobs, the wall time measures the others as much as the prediction, while one thread's
+CPU seconds are the wall time it would take on an idle core.
 - ``align``: the affine registration of the 8 context pairs alone (``align="affine"``'s extra cost).
 
     python benchmarks/bench_predict.py --output benchmarks/results/bench_predict.json
@@ -105,12 +109,13 @@ def worker(kind: str, args: argparse.Namespace) -> dict:
         axis = "all" if kind.startswith("predict-all") else "coronal"
         ensemble = int(kind.split("-e", 1)[1].split("-")[0])
         adapt = args.adapt if kind.endswith("-adapt") else 0
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align="none",
                                 axis=axis, adapt=adapt)  # fmt: skip
         seconds = time.perf_counter() - start
+        extra["cpu_seconds"] = round(time.process_time() - cpu_start, 2)
         if adapt:
-            extra = {"adapt_steps": adapt, "adapt_seconds": round(result.adapt_seconds, 2)}
+            extra.update(adapt_steps=adapt, adapt_seconds=round(result.adapt_seconds, 2))
     return {
         "kind": kind,
         "seconds": round(seconds, 2),

@@ -156,8 +156,10 @@ def run_prediction(
 
 
 def readable(error: BaseException, paths: list[str | Path]) -> str:
-    """``error``'s message on one line, with upload folders cut from the file names."""
+    """``error``'s message on one line, with upload folders cut from the file names (and from
+    any name under them, such as the parts of a name read as joined channels)."""
     message = one_line(error)
-    for path in sorted({str(p) for p in paths if p}, key=len, reverse=True):
-        message = message.replace(path, Path(path).name)
+    folders = {str(Path(p).parent) for p in paths if p} - {"."}
+    for folder in sorted(folders, key=len, reverse=True):
+        message = message.replace(folder + "/", "")
     return message

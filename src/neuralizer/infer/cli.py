@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from neuralizer.infer.io import SUFFIXES, read_input
+from neuralizer.infer.paths import Spec, check_name, exists, expand, group_channels, input_files
 from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS, Context, PredictOptions, load_context
 from neuralizer.infer.run import OutputFiles, run_one
 
@@ -25,14 +26,16 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
         description="Solve a task on TARGET from example input/output pairs (or a --preset).",
     )
     p.add_argument(
-        "-i", "--input", required=True, help="target file (a+b joins channels) or folder"
-    )
+        "-i", "--input", required=True, nargs="+", metavar="FILE",
+        help="target file or folder; 'A + B' (a lone +) joins files into the channels of one input",
+    )  # fmt: skip
     p.add_argument(
         "-o", "--output", required=True, help="output file (format from extension) or folder"
     )
     p.add_argument(
-        "--context-in", nargs="+", default=[], metavar="FILE", help="example inputs (globs ok)"
-    )
+        "--context-in", nargs="+", default=[], metavar="FILE",
+        help="example inputs (globs ok; 'A + B' joins channels)",
+    )  # fmt: skip
     p.add_argument(
         "--context-out", nargs="+", default=[], metavar="FILE", help="example outputs, same order"
     )
@@ -93,6 +96,16 @@ def _check_common(args: argparse.Namespace) -> PredictOptions:
     return options
 
 
+def _one_input(tokens: list[str]) -> Spec:
+    """The target of ``-i`` (one file, a folder, or files joined by lone ``+``)."""
+    specs = group_channels(tokens)
+    if len(specs) != 1:
+        raise ValueError(
+            f"-i takes one target (or a folder), got {len(specs)}: join channels with a lone +"
+        )
+    return specs[0]
+
+
 def run_predict(args: argparse.Namespace) -> int:
     options = _check_common(args)
     if args.threads is not None:
@@ -101,16 +114,22 @@ def run_predict(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     extras = {key: None if getattr(args, key) is None else Path(getattr(args, key))
               for key in ("uncertainty", "probabilities", "qc")}  # fmt: skip
-    if Path(args.input).is_dir():
+    target_spec = _one_input(args.input)
+    context_in = expand(group_channels(args.context_in))
+    context_out = expand(group_channels(args.context_out))
+    if isinstance(target_spec, str) and not exists(target_spec):
+        check_name(target_spec, "input")
+    if isinstance(target_spec, str) and Path(target_spec).is_dir():
         from neuralizer.infer.folder import check_folders, run_folder
 
-        targets = check_folders(Path(args.input), Path(args.output), extras)
-        context = _context(args, options)
+        targets = check_folders(Path(target_spec), Path(args.output), extras)
+        context = _context(args, options, context_in, context_out)
         return run_folder(targets, Path(args.output), context, options, extras, args.model)
     files = OutputFiles(Path(args.output), **extras)
-    files.check()
-    target = read_input(args.input)
-    context = _context(args, options)
+    specs = [target_spec, *context_in, *context_out]
+    files.check([path for spec in specs for path in input_files(spec)])  # before any reading
+    target = read_input(target_spec)
+    context = _context(args, options, context_in, context_out)
     _, result = run_one(target, context, options, files, args.model,
                         progress=sys.stderr.isatty())  # fmt: skip
     if result.adapt_seconds is not None:
@@ -119,8 +138,9 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _context(args: argparse.Namespace, options: PredictOptions) -> Context:
-    return load_context(options, args.context_in, args.context_out, preset=args.preset,
+def _context(args: argparse.Namespace, options: PredictOptions, context_in: list[Spec],
+             context_out: list[Spec]) -> Context:  # fmt: skip
+    return load_context(options, context_in, context_out, preset=args.preset,
                         n_context=args.n_context)  # fmt: skip
 
 

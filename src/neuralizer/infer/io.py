@@ -1,7 +1,8 @@
 """Reading and writing the files ``neuralizer predict`` takes: NIfTI, NPY and PNG.
 
 A file may hold up to three input channels (NIfTI with a 4th dimension ≤ 3, NPY C×H×W, RGB PNG),
-or several files may be joined with ``+`` (``scan.nii.gz+mask.nii.gz``). Every check a user's file
+or several files may be joined into them (``infer.paths``: ``-i T1.nii.gz + T2.nii.gz``, a tuple
+of paths, or ``T1.nii.gz+T2.nii.gz`` when no file has that literal name). Every check a user's file
 can fail raises ValueError/FileNotFoundError with the file's name, before any heavy work.
 """
 
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from neuralizer.infer.paths import Spec, check_name, input_files, spec_name
 
 NIFTI = (".nii", ".nii.gz")
 SUFFIXES = (*NIFTI, ".npy", ".png")
@@ -31,6 +34,8 @@ class Loaded:
     name: str
     data: np.ndarray
     image: nib.Nifti1Image | None = None
+    #: the files it was read from (none for arrays, images and built-in examples)
+    files: tuple[Path, ...] = ()
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -66,6 +71,7 @@ def check_affine(affine: np.ndarray, name: str) -> None:
 
 
 def _check_file(path: Path) -> None:
+    check_name(path, "input")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
@@ -141,9 +147,11 @@ def _read_2d(path: Path) -> np.ndarray:
     return data
 
 
-def read_input(spec: str | Path) -> Loaded:
-    """Read one input: a file, or files joined with ``+`` into channels. Checks finiteness."""
-    parts = [Path(p) for p in str(spec).split("+")] if "+" in str(spec) else [Path(spec)]
+def read_input(spec: Spec) -> Loaded:
+    """Read one input: a file, or files joined into channels (:func:`infer.paths.input_files`).
+    Checks finiteness."""
+    parts = input_files(spec)
+    spec = spec_name(spec)
     arrays, image = [], None
     for path in parts:
         _check_file(path)
@@ -160,7 +168,7 @@ def read_input(spec: str | Path) -> Loaded:
         raise ValueError(f"{spec} has {data.shape[0]} channels; at most {MAX_CHANNELS} are allowed")
     if not np.isfinite(data).all():
         raise ValueError(f"{spec} contains NaN or Inf values; replace them (e.g. by 0) first")
-    return Loaded(str(spec), data, image)
+    return Loaded(spec, data, image, tuple(parts))
 
 
 def nifti_like(data: np.ndarray, reference: nib.Nifti1Image) -> nib.Nifti1Image:

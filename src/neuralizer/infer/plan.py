@@ -9,7 +9,6 @@ as it is, so no check runs twice.
 
 from __future__ import annotations
 
-import glob
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from neuralizer.infer.checks import (
 )
 from neuralizer.infer.io import Loaded, read_input
 from neuralizer.infer.outputs import TASKS, OutputPlan, plan_outputs
+from neuralizer.infer.paths import Spec, expand
 
 #: Slice directions of a volume; "all": the three in turn, coronal first, their maps averaged.
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
@@ -154,24 +154,10 @@ class PredictPlan:
         return self.target.image is not None
 
 
-def expand(patterns: Sequence[str]) -> list[str]:
-    """Expand globs (sorted); ``a+b`` specs and plain names pass through unchanged."""
-    out: list[str] = []
-    for pattern in patterns:
-        if "+" not in pattern and any(ch in pattern for ch in "*?["):
-            matches = sorted(glob.glob(pattern))
-            if not matches:
-                raise FileNotFoundError(f"{pattern}: no file matches")
-            out += matches
-        else:
-            out.append(pattern)
-    return out
-
-
 def load_context(
     options: PredictOptions,
-    context_in: Sequence[str] = (),
-    context_out: Sequence[str] = (),
+    context_in: Sequence[Spec] = (),
+    context_out: Sequence[Spec] = (),
     *,
     preset: str | None = None,
     n_context: int = 4,

@@ -8,10 +8,12 @@ Importing this module does not import torch: bad input fails within a second.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from neuralizer.infer.io import Loaded, check_output_path, read_input, suffix, write_output
+from neuralizer.infer.paths import check_outputs, input_files
 from neuralizer.infer.plan import (
     Context,
     PredictOptions,
@@ -41,13 +43,18 @@ class OutputFiles:
     probabilities: Path | None = None
     qc: Path | None = None
 
-    def check(self) -> None:
-        """ValueError for an output that cannot be written, before any work."""
+    def check(self, inputs: Iterable[Path] = ()) -> None:
+        """ValueError for an output that cannot be written (a format we do not write, a name
+        too long, a folder that is a file), that is one of the ``inputs`` files or another
+        output; before any work."""
         for path in (self.prediction, self.uncertainty, self.probabilities):
             if path is not None:
                 check_output_path(path)
         if self.qc is not None and suffix(self.qc) != ".png":
             raise ValueError(f"--qc writes a PNG picture: {self.qc} should end in .png")
+        named = {"the output": self.prediction, "--uncertainty": self.uncertainty,
+                 "--probabilities": self.probabilities, "--qc": self.qc}  # fmt: skip
+        check_outputs(named, inputs)
 
 
 def predict_plan(plan: PredictPlan, model, *, progress: bool = False):
@@ -81,6 +88,12 @@ def write_result(result, target: Loaded, files: OutputFiles) -> None:
     write_output(files.prediction, result.prediction)
 
 
+def context_files(target: Loaded, context: Context) -> list[Path]:
+    """The files ``target`` and ``context`` were read from (which no output may overwrite)."""
+    loaded = [target, *context.context_in, *context.context_out]
+    return [path for item in loaded for path in item.files]
+
+
 def run_one(
     target: Loaded | str | Path,
     context: Context,
@@ -92,7 +105,10 @@ def run_one(
 ):
     """Read ``target`` (unless loaded already), check it, predict it with ``model`` and write
     ``files``; returns the loaded target and the :class:`~neuralizer.infer.engine.PredictResult`."""
+    if not isinstance(target, Loaded):
+        files.check(input_files(target))  # before the target is read
     loaded = target if isinstance(target, Loaded) else read_input(target)
+    files.check(context_files(loaded, context))
     plan = plan_prediction(loaded, context, options)
     result = predict_plan(plan, model, progress=progress)
     write_result(result, loaded, files)

@@ -7,6 +7,7 @@ checkpoint cannot run code.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,53 @@ def check_state_dict(path: str | Path, expected: dict, found: dict, what: str) -
         raise ValueError(f"{path} does not match {what}: " + "; ".join(problems[:5]))
 
 
+#: Raw outputs of a trained model lie about in [0, 1] (images and masks are rescaled to it); on
+#: a plain probe input, an output beyond this means weights no training produced.
+MAX_PROBE_OUTPUT = 10.0
+
+
+def probe_inputs(config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fixed, plausible input (no randomness): a bright disc on black as the target, two
+    context pairs of discs and their masks; 32×32 (or the model's size multiple)."""
+    size = max(32, config.size_multiple)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    r2 = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2).float() / size**2
+
+    def disc(radius: float) -> torch.Tensor:
+        return (r2 < radius**2).float()
+
+    target = disc(0.3)[None, None].expand(1, config.in_channels, size, size) * 0.8
+    c_in = torch.stack([disc(0.25), disc(0.35)])[None, :, None] * 0.8
+    c_out = torch.stack([disc(0.15), disc(0.2)])[None, :, None]
+    c_in = c_in.expand(1, 2, config.in_channels, size, size)
+    c_out = c_out.expand(1, 2, config.out_channels, size, size)
+    return target.contiguous(), c_in.contiguous(), c_out.contiguous()
+
+
+def check_probe_output(model: Neuralizer, where: str) -> None:
+    """ValueError if ``model``'s output on :func:`probe_inputs` is non-finite or beyond
+    ±:data:`MAX_PROBE_OUTPUT`: finite but absurd weights (a file scaled by 1e18, say) would
+    otherwise write NaN voxels or empty masks with exit status 0."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny input: one thread is fastest, and fast on a busy machine
+    try:
+        with torch.no_grad():
+            output = model(*probe_inputs(model.config), max_memory=math.inf)
+    finally:
+        torch.set_num_threads(threads)
+    if not bool(output.isfinite().all()):
+        found = "NaN or Inf values"
+    elif float(output.abs().max()) > MAX_PROBE_OUTPUT:
+        found = f"values up to {float(output.abs().max()):.3g}"
+    else:
+        return
+    raise ValueError(
+        f"{where}: the model's output on a test input has {found}, where a trained model "
+        f"gives values near [0, 1] (at most ±{MAX_PROBE_OUTPUT:g}): its weights are damaged "
+        "or were not produced by training; use another checkpoint"
+    )
+
+
 #: width of the untrained network that the demo and the app run (and say so) without the shipped
 #: weights file
 UNTRAINED_CHANNELS = 32
@@ -111,6 +159,7 @@ def load(path: str | Path | None = None, *, device: str | torch.device = "cpu") 
         raise ValueError(f"{path} holds unusable weights: " + "; ".join(problems[:5]))
     tensors = {k: v.float() for k, v in tensors.items()}
     model.load_state_dict(tensors, strict=True, assign=True)
+    check_probe_output(model.eval(), str(path))
     model.metadata = metadata
     model.geometry = metadata.geometry
     model.provenance = metadata.provenance

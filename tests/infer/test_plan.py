@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import neuralizer
-import neuralizer.infer.engine as engine
+import neuralizer.infer.api as api
 import neuralizer.infer.plan as plan_module
+import neuralizer.infer.volume as volume
 import neuralizer.model.guards as guards
 from neuralizer.cli import main
 from neuralizer.infer.plan import PredictOptions, PredictPlan, plan_arrays, plan_volumes
@@ -33,8 +34,10 @@ def counts(monkeypatch) -> dict[str, int]:
 
     for name in CHECKS:
         monkeypatch.setattr(plan_module, name, counted(name, getattr(plan_module, name)))
-    # the memory check of a prediction, and the one every forward pass makes unless told not to
-    monkeypatch.setattr(engine, "check_pass_memory", counted("memory", engine.check_pass_memory))
+    # the resource plan of a prediction with its model, and the memory check every forward pass
+    # makes unless told not to
+    for module in (api, volume):
+        monkeypatch.setattr(module, "check_prediction", counted("memory", module.check_prediction))
     monkeypatch.setattr(guards, "check_pass_memory", counted("memory", guards.check_pass_memory))
     return calls
 

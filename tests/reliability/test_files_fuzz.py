@@ -361,6 +361,6 @@ def test_train_refuses_a_step_beyond_max_memory_before_the_first_step(tmp_path, 
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**TINY_TRAIN, "run_dir": str(tmp_path / "run")}))
     err = _cli_fails_cleanly(["train", str(config), "--max-memory", "1M"], capsys)
-    assert "a training step" in err and "MiB" in err
+    assert "training step" in err and "MiB" in err
     assert not (tmp_path / "run").exists(), "a refused run must leave no run directory"
     _cli_fails_cleanly(["train", str(config), "--max-memory", "lots"], capsys)

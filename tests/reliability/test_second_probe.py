@@ -348,3 +348,211 @@ def test_the_probe_passes_trained_and_untrained_models(checkpoint):
     check_probe_output(untrained(), "untrained")
     if DEFAULT_WEIGHTS.is_file():
         neuralizer.load()
+
+
+# ---- 2. a tiny file forces a huge working grid ---------------------------------------------
+
+
+@pytest.mark.parametrize("voxel_mm", [1e5, 2000.0, 150.0])
+def test_absurd_voxel_sizes_are_refused_from_the_header(voxel_mm, tmp_path, capsys, checkpoint,
+                                                        protect):  # fmt: skip
+    """A 24³ volume of huge voxels (and a mask on its grid) with --align none: one line, fast;
+    the API and the app refuse it likewise."""
+    image, mask = _volume(0, (24, 24, 24))
+    target = _nifti(tmp_path / "huge.nii.gz", image, voxel_mm)
+    context = _nifti(tmp_path / "huge_in.nii.gz", image, voxel_mm)
+    labels = _nifti(tmp_path / "huge_mask.nii.gz", mask, voxel_mm)
+    protect(tmp_path)
+    argv = ["-i", target, "-o", tmp_path / "out.nii.gz", "--context-in", context,
+            "--context-out", labels]  # fmt: skip
+    err = _predict(argv, capsys, checkpoint)
+    assert "more than any scan (2000 mm)" in err and "pixdim" in err
+    import neuralizer
+    from neuralizer.app.core import run_prediction
+
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="more than any scan"):
+        neuralizer.predict_volume(target, [context], [labels], model=checkpoint, align="none")
+    with pytest.raises(ValueError, match="more than any scan"):
+        run_prediction(neuralizer.load(checkpoint), target, [context], [labels], ensemble=1,
+                       align="none", seed=0, folder=tmp_path)  # fmt: skip
+    assert time.perf_counter() - started < FAST_S
+
+
+# ---- 7. --max-memory counts the decoded inputs ---------------------------------------------
+
+
+def _bomb(path: Path, shape=(256, 256, 256)) -> Path:
+    """A NIfTI whose header promises ``shape`` uint8 voxels, all zero: a few KB compressed."""
+    nib.save(nib.Nifti1Image(np.zeros(shape, np.uint8), np.eye(4)), str(path))
+    return path
+
+
+def test_max_memory_counts_the_inputs_before_decoding_them(tmp_path, capsys, checkpoint,
+                                                           protect, monkeypatch):  # fmt: skip
+    """64 pairs of 256³ volumes: about 8.6 GB once decoded, refused from the headers (the
+    forward pass alone is estimated at under 2 GiB), without decoding any of them."""
+    import neuralizer.infer.io as io
+
+    one = _bomb(tmp_path / "big.nii.gz")
+    data = one.read_bytes()
+    names = [tmp_path / f"c{i:02d}{kind}.nii.gz" for i in range(64) for kind in ("", "_mask")]
+    for name in names:
+        name.write_bytes(data)
+    protect(tmp_path)
+    monkeypatch.setattr(io, "_read_nifti", lambda *a: pytest.fail("a volume was decoded"))
+    argv = ["-i", one, "-o", tmp_path / "out.nii.gz", "--context-in", *names[::2],
+            "--context-out", *names[1::2], "--max-memory", "4G"]  # fmt: skip
+    err = _predict(argv, capsys, checkpoint)
+    assert "decoded inputs" in err or "inputs" in err, err
+    estimate = float(err.split("needs an estimated ")[1].split(" GiB")[0])
+    assert estimate > 129 * 256**3 * 4 / 2**30  # every decoded float32 volume counted
+
+
+# ---- 5. train never writes into a folder that is not a run of ours -------------------------
+
+TINY_TRAIN = {"data": "phantom", "channels": 4, "stages": 2, "phantom_size": 16, "max_steps": 1,
+              "val_batches": 1, "steps_per_epoch": 1, "n_train_subjects": 2,
+              "n_val_subjects": 2, "batch_size": 2, "micro_batch_size": 1,
+              "max_context": 2}  # fmt: skip
+
+
+def _train(argv: list, capsys, status: int = 2) -> str:
+    started = time.perf_counter()
+    code = main(["train", *map(str, argv)])
+    err = capsys.readouterr().err
+    assert code == status, err
+    if status == 2:
+        assert err.count("\n") == 1 and err.startswith("neuralizer train: error:"), err
+        assert time.perf_counter() - started < FAST_S
+    return err
+
+
+def test_train_refuses_a_folder_of_someone_elses_files(tmp_path, capsys, protect):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"my": "settings"}')
+    (folder / "log.jsonl").write_text('{"my": "log"}\n')
+    (folder / "best.safetensors").write_bytes(b"my model")
+    protect(folder)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({**TINY_TRAIN, "run_dir": str(folder)}))
+    assert "holds files but no training run" in _train([config], capsys)
+    assert "holds files but no training run" in _train([config, "--run-dir", "/"], capsys)
+    assert not (folder / ".neuralizer-run").exists()
+
+
+def test_train_runs_in_a_new_or_empty_folder_and_resumes_its_own(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    config = tmp_path / "run.json"
+    for name in ("empty", "new/deeper"):
+        config.write_text(json.dumps({**TINY_TRAIN, "run_dir": str(tmp_path / name)}))
+        _train([config], capsys, 0)
+        assert (tmp_path / name / "state.safetensors").is_file()
+    config.write_text(
+        json.dumps({**TINY_TRAIN, "max_steps": 2, "run_dir": str(tmp_path / "new" / "deeper")})
+    )
+    _train([config, "--resume"], capsys, 0)
+
+
+# ---- 6. the training memory check comes before the data sets are built ---------------------
+
+
+def test_train_memory_is_planned_before_the_validation_set_is_built(tmp_path, capsys,
+                                                                    monkeypatch):  # fmt: skip
+    import neuralizer.train.loop as loop
+
+    monkeypatch.setattr(loop, "build_samplers", lambda cfg: pytest.fail("data were built"))
+    config = tmp_path / "big.json"
+    values = {**TINY_TRAIN, "batch_size": 200000, "micro_batch_size": 1, "max_context": 32,
+              "phantom_size": 32, "run_dir": str(tmp_path / "run")}  # fmt: skip
+    config.write_text(json.dumps(values))
+    err = _train([config, "--max-memory", "1G"], capsys)
+    assert "validation set" in err and "training batches" in err and "GiB" in err
+    assert not (tmp_path / "run").exists()
+
+
+# ---- 3, 4. the app decodes uploads under a size bound and keeps nothing of a request -------
+
+
+def _png(path: Path, side: int) -> Path:
+    from PIL import Image
+
+    Image.new("L", (side, side)).save(path)
+    return path
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory) -> dict[str, Path]:
+    """A 512³ uint8 .nii.gz of zeros (~300 KB; 512 MiB once decoded as float32) and a 12000²
+    PNG (~140 KB; 144 M pixels)."""
+    folder = tmp_path_factory.mktemp("bombs")
+    return {"nifti": _bomb(folder / "bomb.nii.gz", (512, 512, 512)),
+            "png": _png(folder / "bomb.png", 12000)}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["nifti", "png"])
+def test_the_app_refuses_a_bomb_in_one_line_and_keeps_no_memory(kind, bombs, tmp_path, scans,
+                                                                 protect):  # fmt: skip
+    gr = pytest.importorskip("gradio")
+    from neuralizer.app.core import AppModel
+    from neuralizer.app.ui import handle_run
+
+    protect(bombs[kind])
+    app_model = AppModel(_tiny_model(), "tiny", True)
+    if kind == "nifti":
+        context = ([str(scans["a1"])], [str(scans["m1"])])
+    else:
+        context = ([str(bombs["png"])], [str(bombs["png"])])
+    rss = []
+    for _ in range(5):
+        started = time.perf_counter()
+        with pytest.raises(gr.Error) as caught:
+            handle_run(app_model, tmp_path, str(bombs[kind]), *context, 1, "none", 0)
+        assert time.perf_counter() - started < FAST_S
+        rss.append(_rss())
+        message = caught.value.message
+        assert "\n" not in message and "the app takes at most 64 Mi per file" in message
+        assert str(bombs[kind].parent) not in message
+    assert rss[-1] - rss[0] < 200 * 2**20, [r / 2**20 for r in rss]
+
+
+def test_the_cli_refuses_a_png_bomb_from_its_header(bombs, tmp_path, capsys, checkpoint,
+                                                    protect):  # fmt: skip
+    protect(bombs["png"])
+    png = str(bombs["png"])
+    argv = ["-i", png, "-o", tmp_path / "out.png", "--context-in", png, "--context-out", png]
+    err = _predict(argv, capsys, checkpoint)
+    assert "needs an estimated" in err and "inputs" in err
+
+
+def test_the_app_reads_plus_and_brackets_in_upload_names(tmp_path, scans, protect):
+    from neuralizer.app.core import run_prediction
+
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    paths = {}
+    for name, source in (("sub-01+T1.nii.gz", "target"), ("ex[1].nii.gz", "a1"),
+                         ("ex[1]+mask.nii.gz", "m1")):  # fmt: skip
+        paths[name] = folder / name
+        paths[name].write_bytes(scans[source].read_bytes())
+    protect(folder)
+    prediction = run_prediction(_tiny_model(), paths["sub-01+T1.nii.gz"], [paths["ex[1].nii.gz"]],
+                                [paths["ex[1]+mask.nii.gz"]], ensemble=1, align="none", seed=0,
+                                folder=tmp_path)  # fmt: skip
+    assert nib.load(prediction.downloads[0]).shape == (14, 14, 14)
+    assert prediction.downloads[0].name == "sub-01+T1_prediction.nii.gz"
+
+
+def test_app_output_names_stay_within_255_bytes():
+    from neuralizer.app.core import output_name
+
+    name = output_name("/uploads/" + "é" * 120 + ".nii.gz", "uncertainty")
+    assert len(os.fsencode(name)) <= 255 and name.endswith("_uncertainty.nii.gz")

@@ -7,15 +7,21 @@ downloaded from the page is the file the command writes for the same inputs, mod
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from neuralizer.errors import one_line
 from neuralizer.infer.io import suffix
+from neuralizer.infer.paths import NAME_MAX
 from neuralizer.infer.plan import ALL_VIEWS
 from neuralizer.model.network import Neuralizer
 
+#: Largest upload the app decodes, in values (voxels × channels): 256 MiB as float32, e.g. a
+#: 0.5 mm whole head (384×448×384). Checked from the file's header before any decompression, so
+#: a small compressed file that promises a huge volume (a "bomb") is refused without decoding it.
+MAX_UPLOAD_VALUES = 2**26
 #: Context pairs of a built-in example (training people); its target is a test person.
 EXAMPLE_PAIRS = 3
 #: slice directions of a volume prediction, the default first (``neuralizer predict --axis``)
@@ -106,10 +112,14 @@ class Prediction:
 
 
 def output_name(target: str | Path, what: str) -> str:
-    """``scan.nii.gz`` -> ``scan_<what>.nii.gz``; 2D targets give NPY (their values, exactly)."""
+    """``scan.nii.gz`` -> ``scan_<what>.nii.gz``; 2D targets give NPY (their values, exactly).
+    A long stem is cut so that the name stays within the file system's 255 bytes."""
     name = Path(target).name
     stem = name[: -len(suffix(name))] if suffix(name) else name
-    return f"{stem}_{what}" + (".nii.gz" if suffix(name) in (".nii", ".nii.gz") else ".npy")
+    ending = f"_{what}" + (".nii.gz" if suffix(name) in (".nii", ".nii.gz") else ".npy")
+    while len(os.fsencode(stem + ending)) > NAME_MAX:
+        stem = stem[:-1]
+    return stem + ending
 
 
 def run_prediction(
@@ -127,7 +137,6 @@ def run_prediction(
 ) -> Prediction:
     """Check the files, predict, and write the result (and uncertainty) into a new sub-folder of
     ``folder``. User errors raise ValueError/FileNotFoundError before the model runs."""
-    from neuralizer.infer.io import read_input
     from neuralizer.infer.plan import PredictOptions, load_context
     from neuralizer.infer.run import OutputFiles, run_one
 
@@ -144,15 +153,35 @@ def run_prediction(
     options = PredictOptions(
         ensemble=int(ensemble), align=align, seed=int(seed), axis=axis, adapt=int(adapt)
     )
+    # uploads are single files: a name is never read as joined channels or a glob
+    target, context_in, context_out = (str(target), [(str(p),) for p in context_in],
+                                       [(str(p),) for p in context_out])  # fmt: skip
+    for spec in [target, *context_in, *context_out]:
+        check_upload_size(spec)
     run_folder = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
     output = run_folder / output_name(target, "prediction")
     uncertainty = run_folder / output_name(target, "uncertainty") if ensemble > 1 else None
-    loaded = read_input(target)
-    context = load_context(options, [str(p) for p in context_in], [str(p) for p in context_out])
+    context = load_context(options, context_in, context_out)
     files = OutputFiles(output, uncertainty=uncertainty)
-    _, result = run_one(loaded, context, options, files, model, progress=True)
+    loaded, result = run_one((target,), context, options, files, model, progress=True)
     downloads = [output] + ([uncertainty] if uncertainty is not None else [])
     return Prediction(loaded, context.context_in, context.context_out, result, downloads)
+
+
+def check_upload_size(spec) -> None:
+    """ValueError if an upload would decode to more than :data:`MAX_UPLOAD_VALUES` values (its
+    header is read; nothing is decompressed)."""
+    from neuralizer.infer.resources import input_size
+
+    size = input_size(spec)
+    values = size.voxels * size.channels
+    if values > MAX_UPLOAD_VALUES:
+        shape = "×".join(map(str, size.spatial))
+        raise ValueError(
+            f"{size.name} holds {shape} values ({values / 2**20:.0f} Mi once decoded); the app "
+            f"takes at most {MAX_UPLOAD_VALUES / 2**20:.0f} Mi per file. Crop or downsample it, "
+            "or use neuralizer predict on the command line"
+        )
 
 
 def readable(error: BaseException, paths: list[str | Path]) -> str:

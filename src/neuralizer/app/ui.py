@@ -8,6 +8,7 @@ local process with no JavaScript of ours.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import signal
@@ -67,17 +68,25 @@ def handle_run(app_model: AppModel, folder: Path, target, context_in, context_ou
     import gradio as gr
 
     paths = [target, *(context_in or []), *(context_out or [])]
+    failure = None
     try:
         prediction = run_prediction(
             app_model.net, target, _sorted(context_in), _sorted(context_out), ensemble=ensemble,
             align=align, seed=seed, folder=folder, axis=axis, adapt=adapt,
         )  # fmt: skip
     except USER_ERRORS as error:
-        raise gr.Error(readable(error, paths), title="Cannot run", print_exception=False) from None
+        failure = ("Cannot run", readable(error, paths))
+    except MemoryError:
+        failure = ("Cannot run", "not enough memory for these files: use smaller or fewer files")
     except Exception as error:  # a bug of ours: the page gets a line, the console the traceback
         traceback.print_exc()
         message = f"unexpected error ({type(error).__name__}); the details are in the terminal"
-        raise gr.Error(message, title="Something went wrong", print_exception=False) from None
+        failure = ("Something went wrong", message)
+    if failure is not None:
+        # Raised outside the handler, so that no traceback keeps the failed request's frames
+        # (and their arrays) alive; then collect any cycle that held them.
+        gc.collect()
+        raise gr.Error(failure[1], title=failure[0], print_exception=False)
     view = view_of(prediction)
     index = view.centre_slice()
     steps = "; ".join(prediction.result.steps)

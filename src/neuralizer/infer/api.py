@@ -19,13 +19,13 @@ from neuralizer.infer.adapt import adapt_model, adaptation_steps, plan_adaptatio
 from neuralizer.infer.engine import (
     PredictResult,
     _resize,
-    check_prediction_memory,
     model_geometry,
     predict_maps,
     rescale_channels,
     resolve_model,
 )
 from neuralizer.infer.plan import PredictOptions, PredictPlan, plan_arrays, plan_given
+from neuralizer.infer.resources import check_prediction
 from neuralizer.model.network import Neuralizer
 
 
@@ -89,7 +89,7 @@ def predict_plan_2d(plan: PredictPlan, net: Neuralizer, *, progress: bool = Fals
     height, width = target.shape[1:]
     scale = spacing_mm / voxel_size_mm
     work = (max(1, round(height * scale)), max(1, round(width * scale)))
-    check_prediction_memory(net, 1, len(c_in), work, options.max_memory)
+    check_prediction(plan, net)  # the resource plan, before any working array exists
     adapt_config = plan_adaptation(net, options, len(c_in), work)
     x = torch.from_numpy(rescale_channels(target))[None]
     contexts = torch.from_numpy(np.stack([rescale_channels(c) for c in c_in]))[None]

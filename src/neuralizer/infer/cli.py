@@ -15,6 +15,7 @@ from pathlib import Path
 from neuralizer.infer.io import SUFFIXES, read_input
 from neuralizer.infer.paths import Spec, check_name, exists, expand, group_channels, input_files
 from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS, Context, PredictOptions, load_context
+from neuralizer.infer.resources import check_files
 from neuralizer.infer.run import OutputFiles, run_one
 
 
@@ -128,6 +129,7 @@ def run_predict(args: argparse.Namespace) -> int:
     files = OutputFiles(Path(args.output), **extras)
     specs = [target_spec, *context_in, *context_out]
     files.check([path for spec in specs for path in input_files(spec)])  # before any reading
+    check_files(target_spec, context_in, context_out, args.model, options)
     target = read_input(target_spec)
     context = _context(args, options, context_in, context_out)
     _, result = run_one(target, context, options, files, args.model,

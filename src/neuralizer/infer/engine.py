@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from neuralizer.data.space import percentile_rescale
 from neuralizer.infer.ensemble import EnsembleConfig, run_ensemble
 from neuralizer.infer.outputs import OutputPlan, is_blank
-from neuralizer.model.guards import check_pass_memory
 from neuralizer.model.metadata import Geometry
 from neuralizer.model.network import Neuralizer
 
@@ -74,21 +73,6 @@ def model_geometry(model: Neuralizer) -> Geometry:
     return Geometry.inferred(getattr(model, "provenance", None))
 
 
-def check_prediction_memory(
-    model: Neuralizer, batch: int, n_context: int, size: tuple[int, int], max_memory: float | None
-) -> None:
-    """Refuse up front (MemoryLimitError) a prediction whose forward passes would exceed
-    ``max_memory`` bytes: ``batch`` slices of ``size`` H×W with ``n_context`` pairs each.
-
-    The only memory check of a prediction: it comes before resampling and alignment, and the
-    forward passes (:func:`predict_maps`, never larger than this) do not repeat it.
-    """
-    multiple = model.config.size_multiple
-    height, width = (-(-s // multiple) * multiple for s in size)
-    what = f"prediction ({batch} slice(s) of {height}×{width} with {n_context} context pairs)"
-    check_pass_memory(model.config, batch, n_context, (height, width), "fast", max_memory, what)
-
-
 def rescale_channels(image: np.ndarray) -> np.ndarray:
     """Each channel of C×… percentile-rescaled to [0, 1] (blank channels become 0)."""
     out = np.zeros(image.shape, np.float32)
@@ -139,7 +123,7 @@ def predict_maps(
     ``target_in`` N×C×H×W and ``context_in`` N×L×C×H×W are rescaled model-ready inputs;
     ``context_out`` is N×L×1×H×W in the user's values. ``resize_to`` (h, w) runs the model at
     another size (bilinear) and brings the maps back. The caller has checked the memory of the
-    passes with :func:`check_prediction_memory`: the model does not check it again.
+    passes (``infer.resources.check_prediction``): the model does not check it again.
     """
     size = tuple(target_in.shape[-2:])
     x = pad_channels(target_in, model.config.in_channels)

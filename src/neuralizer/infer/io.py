@@ -70,7 +70,8 @@ def check_affine(affine: np.ndarray, name: str) -> None:
         )
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
+    """FileNotFoundError or ValueError unless ``path`` is a readable file of a type we read."""
     check_name(path, "input")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -103,7 +104,7 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, nib.Nifti1Image]:
     return channels, image
 
 
-def _check_npy_size(path: Path) -> None:
+def check_npy_size(path: Path) -> None:
     """ValueError if the NPY header promises more bytes than the file holds: NumPy would first
     allocate the promised array (any size a crafted header names), then find the data short."""
     with open(path, "rb") as file:
@@ -126,7 +127,7 @@ def _check_npy_size(path: Path) -> None:
 def _read_2d(path: Path) -> np.ndarray:
     try:
         if suffix(path) == ".npy":
-            _check_npy_size(path)
+            check_npy_size(path)
             data = real_float32(np.load(path, allow_pickle=False), str(path))
         else:
             from PIL import Image
@@ -154,7 +155,7 @@ def read_input(spec: Spec) -> Loaded:
     spec = spec_name(spec)
     arrays, image = [], None
     for path in parts:
-        _check_file(path)
+        check_file(path)
         if suffix(path) in NIFTI:
             data, nifti = _read_nifti(path)
             image = image or nifti

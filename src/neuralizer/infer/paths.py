@@ -21,6 +21,8 @@ from pathlib import Path
 
 from neuralizer.files import NAME_MAX
 
+__all__ = ["NAME_MAX", "JOIN", "check_outputs", "expand", "group_channels", "input_files"]
+
 JOIN = "+"
 GLOB_CHARACTERS = "*?["
 #: One input: a path, the ``a+b`` form, or the paths of its channels.

@@ -171,8 +171,12 @@ def load_context(
         c_in, c_out = preset_context(preset, n_context)
         volumetric = True
     else:
-        c_in = [read_input(p) for p in expand(context_in)]
-        c_out = [read_input(p) for p in expand(context_out)]
+        from neuralizer.infer.resources import check_input_files
+
+        context_in, context_out = expand(context_in), expand(context_out)
+        check_input_files([*context_in, *context_out], options.max_memory, "the context")
+        c_in = [read_input(p) for p in context_in]
+        c_out = [read_input(p) for p in context_out]
         check_context(len(c_in), len(c_out))
         kinds = {c.image is not None for c in c_in + c_out}
         if len(kinds) > 1:

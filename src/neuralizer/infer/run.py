@@ -105,8 +105,11 @@ def run_one(
 ):
     """Read ``target`` (unless loaded already), check it, predict it with ``model`` and write
     ``files``; returns the loaded target and the :class:`~neuralizer.infer.engine.PredictResult`."""
-    if not isinstance(target, Loaded):
-        files.check(input_files(target))  # before the target is read
+    if not isinstance(target, Loaded):  # before the target is decoded
+        from neuralizer.infer.resources import check_files
+
+        files.check(input_files(target))
+        check_files(target, context.context_in, context.context_out, model, options)
     loaded = target if isinstance(target, Loaded) else read_input(target)
     files.check(context_files(loaded, context))
     plan = plan_prediction(loaded, context, options)

@@ -30,7 +30,6 @@ from neuralizer.infer.adapt import (
 from neuralizer.infer.align import align_context, register_all
 from neuralizer.infer.engine import (
     PredictResult,
-    check_prediction_memory,
     model_geometry,
     predict_maps,
     rescale_channels,
@@ -38,6 +37,7 @@ from neuralizer.infer.engine import (
 )
 from neuralizer.infer.io import Loaded, nifti_like
 from neuralizer.infer.plan import ALL_VIEWS, AXES, PredictPlan, plan_given, plan_volumes
+from neuralizer.infer.resources import check_prediction
 from neuralizer.model.network import Neuralizer
 
 
@@ -140,10 +140,8 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     geometry = model_geometry(net)
     voxel_size_mm, image_size = geometry.voxel_size_mm, geometry.image_size
     views = ALL_VIEWS if options.axis == "all" else (options.axis,)
+    check_prediction(plan, net)  # the resource plan, before any working array exists
     grids = [working_grid(target_l, voxel_size_mm, image_size, AXES[v]) for v in views]
-    for view, grid in zip(views, grids, strict=True):
-        batch = min(options.batch_size, grid.shape[AXES[view]])
-        check_prediction_memory(net, batch, len(c_in), image_size, options.max_memory)
     adapt_config = plan_adaptation(net, options, len(c_in), image_size)
     works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
     transforms = None  # world-space registrations, shared by every view

@@ -17,12 +17,8 @@ from safetensors.torch import save as safetensors_bytes
 
 from neuralizer.files import write_atomically
 from neuralizer.model.config import ModelConfig
-from neuralizer.model.metadata import CheckpointMetadata, Geometry
+from neuralizer.model.metadata import DEFAULT_WEIGHTS, CheckpointMetadata, Geometry
 from neuralizer.model.network import Neuralizer
-
-DEFAULT_WEIGHTS = (
-    Path(__file__).resolve().parent.parent / "weights" / "neuralizer-default.safetensors"
-)
 
 
 def save_checkpoint(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass, field
 
 # Peak bytes per byte of the full-resolution streams, by path: (context stream, target stream).
 # Measured (docs/reliability.md): fast 1.75 and 9.5, plain 10.5, autograd 27-30, plus ~20 MiB.
@@ -52,19 +53,27 @@ def estimate_forward_bytes(
     )
 
 
+#: The default limit never exceeds this fraction of the machine's memory (the system, its file
+#: cache and other programs keep the rest), whatever is free at the moment.
+DEFAULT_FRACTION = 0.8
+
+
 def default_memory_limit() -> int:
-    """Memory available now (``MemAvailable`` of /proc/meminfo), else the physical memory."""
+    """Memory available now (``MemAvailable`` of /proc/meminfo), at most :data:`DEFAULT_FRACTION`
+    of the physical memory."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        physical = 2**63
+    available = physical
     try:
         with open("/proc/meminfo") as file:
             for line in file:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    available = int(line.split()[1]) * 1024
     except OSError:
         pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 2**63
+    return int(min(available, DEFAULT_FRACTION * physical))
 
 
 def format_bytes(value: float) -> str:
@@ -104,3 +113,23 @@ def check_memory(estimate: int, max_memory: float | None, what: str) -> None:
             "images, or raise the limit (max_memory=… in Python, --max-memory on the command "
             "line; 'inf' disables the check)."
         )
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """Estimated bytes of each part of a job; :meth:`check` compares their sum with a limit."""
+
+    what: str
+    parts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} {format_bytes(b)}" for name, b in self.parts.items() if b)
+
+    def check(self, max_memory: float | None) -> None:
+        """MemoryLimitError (a ValueError) if the total exceeds ``max_memory`` bytes (None: the
+        default limit), naming the parts."""
+        check_memory(self.total, max_memory, f"{self.what} ({self.describe()})")

@@ -25,6 +25,10 @@ AXES = ("sagittal", "coronal", "axial")
 DEFAULT_VOXEL_SIZE_MM = 2.0
 DEFAULT_IMAGE_SIZE = (96, 96)
 DEFAULT_PERCENTILES = (0.5, 99.5)
+#: The shipped model's weights file (``neuralizer.load()`` with no path).
+DEFAULT_WEIGHTS = (
+    Path(__file__).resolve().parent.parent / "weights" / "neuralizer-default.safetensors"
+)
 # An image side beyond this is a corrupt file or a typo (the paper's model: 192).
 _MAX_SIDE = 8192
 #: Voxel sizes a model may have been trained at: what ``neuralizer data import`` accepts. A

@@ -16,11 +16,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from neuralizer.data.make import check_source
+from neuralizer.data.space import CROP_MM
 from neuralizer.files import remove_stale_temporaries, write_atomically
 from neuralizer.jsonconfig import flat_items
 from neuralizer.model.checkpoint import save_checkpoint
-from neuralizer.model.config import ModelConfig
-from neuralizer.model.guards import check_pass_memory
+from neuralizer.model.limits import ResourcePlan, estimate_forward_bytes
 from neuralizer.model.metadata import Geometry
 from neuralizer.model.network import Neuralizer
 from neuralizer.tasks.episode import Batch
@@ -50,6 +50,26 @@ class RunFiles:
     @property
     def log(self) -> Path:
         return self.root / "log.jsonl"
+
+    @property
+    def marker(self) -> Path:
+        """Written first into a new run folder: the folder is this project's, its files ours."""
+        return self.root / ".neuralizer-run"
+
+    def check_ours(self) -> None:
+        """FileExistsError unless the folder is new, empty or a run of ours (a training state
+        or the marker): training writes config.json, log.jsonl, best.safetensors… and would
+        replace a user's files of those names anywhere else."""
+        if not self.root.exists():
+            return
+        if not self.root.is_dir():
+            raise FileExistsError(f"run_dir {self.root} is a file; give a folder")
+        if self.state.is_file() or self.marker.is_file() or not any(self.root.iterdir()):
+            return
+        raise FileExistsError(
+            f"run_dir {self.root} holds files but no training run of neuralizer (no "
+            f"{self.state.name}): training would overwrite them; give a new or empty folder"
+        )
 
 
 class _StopRequest:
@@ -259,10 +279,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     ``max_context`` pairs) is estimated and checked against ``max_memory`` bytes (default: the
     memory available now): ``MemoryLimitError`` (a ValueError) if it does not fit.
     """
+    files = RunFiles(Path(cfg.run_dir))
+    files.check_ours()  # before anything is built or written
+    training_memory(cfg).check(max_memory)  # before the data sets are built
     ctx = distributed.setup()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    files = RunFiles(Path(cfg.run_dir))
     torch.manual_seed(cfg.seed)
     check_source(cfg.source)
     model = Neuralizer(cfg.model)
@@ -303,12 +325,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     net = DistributedDataParallel(model) if ctx.world_size > 1 else model
 
     train_sampler, val_batches = build_samplers(cfg)
-    _check_step_memory(cfg, model.config, val_batches[0], max_memory)
     geometry = _geometry(cfg, val_batches[0])
     if ctx.is_main and progress.step == 0:
         # A new run (or a resume before its first checkpoint): nothing is written before the
         # memory check, so a refused run leaves no half-started run directory behind.
         files.root.mkdir(parents=True, exist_ok=True)
+        files.marker.touch()
         write_atomically(files.root / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
         files.log.unlink(missing_ok=True)
         _remove_stale_temporaries(files)
@@ -361,18 +383,42 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_memory: float | None = 
     return progress
 
 
-def _check_step_memory(
-    cfg: TrainConfig, config: ModelConfig, example: Batch, max_memory: float | None
-) -> None:
-    """The run's one memory check (the steps pass ``max_memory=math.inf`` to the model)."""
-    size = tuple(example.target_in.shape[-2:])
-    max_context = cfg.sampler.max_context
-    micro = micro_batch(cfg, max_context)
+def slice_size(source) -> tuple[int, int]:
+    """H×W of the run's slices, from its source config (before any subject is built): a
+    phantom's size, else the paper's crop at the voxel size (the larger in-plane sides)."""
+    if source.kind == "phantom":
+        return source.phantom_size, source.phantom_size
+    sides = sorted((round(c / source.voxel_size_mm) for c in CROP_MM), reverse=True)
+    return sides[0], sides[1]
+
+
+def training_memory(cfg: TrainConfig) -> ResourcePlan:
+    """The run's resource plan, before anything is built: the validation set and the training
+    batches (held whole), the model with its gradients, Adam's moments and the weight average,
+    and one training step of a micro-batch at ``max_context`` pairs (autograd). The steps
+    themselves pass ``max_memory=math.inf`` to the model: this is the run's one check."""
+    config, sampler = cfg.model, cfg.sampler
+    height, width = slice_size(cfg.source)
+    max_context, micro = sampler.max_context, micro_batch(cfg, sampler.max_context)
+    channels = config.in_channels + config.out_channels
+    episode = 4 * height * width * ((max_context + 1) * channels + 1)
+    with torch.device("meta"):  # counts the parameters without allocating them
+        n_parameters = sum(p.numel() for p in Neuralizer(config).parameters())
+    copies = 4 + (1 if cfg.ema_decay else 0)  # weights, gradients, 2 Adam moments, average
+    step = estimate_forward_bytes(config.channels, config.in_channels, config.out_channels,
+                                  micro, max_context, height, width, path="grad")  # fmt: skip
+    parts = {
+        "validation set": cfg.val_batches * sampler.batch_size * episode,
+        "training batches": (2 + cfg.num_workers) * sampler.batch_size * episode,
+        "model and optimiser": copies * 4 * n_parameters,
+        "training step": step,
+    }
     what = (
-        f"a training step (micro-batch of {micro} episodes, max_context="
-        f"{max_context}, {size[0]}×{size[1]}, channels={config.channels})"
+        f"training (batches of {sampler.batch_size} episodes, {cfg.val_batches} validation "
+        f"batches, micro-batch of {micro} at max_context={max_context}, {height}×{width}, "
+        f"channels={config.channels})"
     )
-    check_pass_memory(config, micro, max_context, size, "grad", max_memory, what)
+    return ResourcePlan(what, parts)
 
 
 def _end_of_epoch(progress, cfg, model, val_batches, ctx, files, geometry: Geometry) -> bool:

@@ -265,6 +265,15 @@ def test_an_unusable_output_path_fails_before_loading(which, tmp_path, scans, ca
     assert "is a file, not a folder" in err
 
 
+def test_a_png_output_of_a_volume_fails_before_loading(tmp_path, scans, capsys, monkeypatch):
+    import neuralizer.model.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "load", lambda *a, **k: pytest.fail("model loaded"))
+    argv = ["-i", scans["target"], "-o", tmp_path / "out.png", *_context(scans)]
+    err = _predict(argv, capsys, Path("unused.safetensors"))
+    assert "cannot be a PNG" in err and not (tmp_path / "out.png").exists()
+
+
 # ---- 8. checkpoint metadata is validated, naming the file and the field --------------------
 
 

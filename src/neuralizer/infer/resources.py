@@ -263,7 +263,11 @@ def check_files(target: Any, context_in: Sequence[Any], context_out: Sequence[An
     pairs = list(zip(sizes[1 : 1 + len(context_in)], sizes[1 + len(context_in) :], strict=True))
     if (sizes[0].affine is None) != (pairs[0][0].affine is None):
         return  # a volume and 2D files: the plan's checks name the problem
-    prediction_memory(sizes[0], pairs, model_size(model), options).check(options.max_memory)
+    try:
+        known = model_size(model)
+    except (FileNotFoundError, ValueError):  # loading it names the problem, after the inputs'
+        known = ModelSize(ModelConfig(), Geometry(), 0)
+    prediction_memory(sizes[0], pairs, known, options).check(options.max_memory)
 
 
 def check_prediction(plan: Any, net: Any) -> None:

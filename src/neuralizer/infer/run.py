@@ -112,6 +112,9 @@ def run_one(
         check_files(target, context.context_in, context.context_out, model, options)
     loaded = target if isinstance(target, Loaded) else read_input(target)
     files.check(context_files(loaded, context))
+    for path in (files.prediction, files.uncertainty, files.probabilities):
+        if loaded.image is not None and path is not None and suffix(path) == ".png":
+            raise ValueError(f"{path}: the result of a volume cannot be a PNG; use .nii.gz")
     plan = plan_prediction(loaded, context, options)
     result = predict_plan(plan, model, progress=progress)
     write_result(result, loaded, files)

@@ -6,6 +6,8 @@ each case, and prints the resident memory (VmRSS) after each request:
 - ``nifti-bomb``: a 512³ uint8 ``.nii.gz`` of zeros (~300 KB on disk, 512 MiB once decoded as
   float32) as the target;
 - ``png-bomb``: a 12000² PNG (~140 KB, 144 M pixels) as target and context;
+- ``late-failure``: the 256³ volume below as the target with a context mask on another grid:
+  every file is decoded, then the request fails (the pair cannot be aligned);
 - ``large``: a legitimate 256³ float32 volume at 0.5 mm (64 MiB), predicted end to end with a small
   untrained network (c = 8: the arrays, not the model, are measured).
 
@@ -47,7 +49,8 @@ def _volume(path: Path, shape, ball: bool, voxel_mm: float = 1.0) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--cases", nargs="+", default=["nifti-bomb", "png-bomb", "large"])
+    parser.add_argument("--cases", nargs="+",
+                        default=["nifti-bomb", "png-bomb", "late-failure", "large"])  # fmt: skip
     args = parser.parse_args()
 
     import gradio as gr
@@ -67,13 +70,15 @@ def main() -> None:
              str(folder / "ctx_mask.nii.gz"))  # fmt: skip
     ctx_out = str(folder / "ctx_mask.nii.gz")
     Image.new("L", (12000, 12000)).save(folder / "bomb.png")
+    large = _volume(folder / "large.nii.gz", (256, 256, 256), True, 0.5)
+    other_grid = _volume(folder / "other_mask.nii.gz", (60, 60, 60), False, 2.0)
     files = {
         "nifti-bomb": (_volume(folder / "bomb.nii.gz", (512, 512, 512), False), [ctx_in],
                        [ctx_out]),
         "png-bomb": (str(folder / "bomb.png"), [str(folder / "bomb.png")],
                      [str(folder / "bomb.png")]),
-        "large": (_volume(folder / "large.nii.gz", (256, 256, 256), True, 0.5), [ctx_in],
-                  [ctx_out]),
+        "late-failure": (large, [ctx_in], [other_grid]),
+        "large": (large, [ctx_in], [ctx_out]),
     }  # fmt: skip
     print(f"start: {rss_mib():.0f} MiB resident")
     print("| case | request | outcome | seconds | resident MiB |")

@@ -413,7 +413,8 @@ def test_max_memory_refuses_with_the_estimate_and_writes_nothing(tmp_path, check
             "--context-in", *c_in, "--context-out", *c_out]  # fmt: skip
     err = _cli_fails_cleanly([*argv, "--max-memory", "1M"], capsys)
     assert "needs an estimated" in err and "MiB" in err and "--max-memory" in err
-    assert err.split("error: ")[1].startswith("prediction (")  # the up-front check
+    assert err.split("error: ")[1].startswith("prediction of ")  # the resource plan
+    assert "inputs" in err and "forward pass" in err
     _no_files(tmp_path, "result")
     err = _cli_fails_cleanly([*argv, "--max-memory", "lots"], capsys)
     assert "cannot read the memory size" in err
@@ -425,7 +426,7 @@ def test_max_memory_refuses_with_the_estimate_and_writes_nothing(tmp_path, check
 def test_max_memory_in_the_api(model, tmp_path):
     rng = np.random.default_rng(1)
     target, c_in, c_out = _image(rng, (16, 16)), [_image(rng, (16, 16))], [np.eye(16)]
-    with pytest.raises(MemoryLimitError, match=r"^prediction \(.* needs an estimated"):
+    with pytest.raises(MemoryLimitError, match=r"^prediction of target_in .* needs an estimated"):
         neuralizer.predict(target, c_in, c_out, model=model, max_memory="1M")
     with pytest.raises(MemoryLimitError):
         neuralizer.predict(target, c_in, c_out, model=model, max_memory=1000)
@@ -434,7 +435,10 @@ def test_max_memory_in_the_api(model, tmp_path):
     mask = tmp_path / "mask.nii.gz"
     _save_nifti(image, _head())
     _save_nifti(mask, (_head() > 55).astype(np.uint8))
-    with pytest.raises(MemoryLimitError, match=r"^prediction \(8 slice\(s\) of 16×16 with 1"):
+    with pytest.raises(
+        MemoryLimitError,
+        match=r"^prediction of .*img.nii.gz \(1 context pairs, ensemble 1, 8 slice\(s\) of 16×16",
+    ):
         neuralizer.predict_volume(image, [image], [mask], model=model, max_memory="1M")
     result = neuralizer.predict_volume(image, [image], [mask], model=model, max_memory="inf")
     assert result.prediction.shape == (12, 12, 12)

@@ -446,6 +446,7 @@ def test_train_refuses_a_folder_of_someone_elses_files(tmp_path, capsys, protect
     protect(folder)
     config = tmp_path / "run.json"
     config.write_text(json.dumps({**TINY_TRAIN, "run_dir": str(folder)}))
+    protect(config)
     assert "holds files but no training run" in _train([config], capsys)
     assert "holds files but no training run" in _train([config, "--run-dir", "/"], capsys)
     assert not (folder / ".neuralizer-run").exists()
@@ -467,8 +468,8 @@ def test_train_runs_in_a_new_or_empty_folder_and_resumes_its_own(tmp_path, capsy
 # ---- 6. the training memory check comes before the data sets are built ---------------------
 
 
-def test_train_memory_is_planned_before_the_validation_set_is_built(tmp_path, capsys,
-                                                                    monkeypatch):  # fmt: skip
+def test_train_memory_is_planned_before_the_data_are_built(tmp_path, capsys, monkeypatch,
+                                                          protect):  # fmt: skip
     import neuralizer.train.loop as loop
 
     monkeypatch.setattr(loop, "build_samplers", lambda cfg: pytest.fail("data were built"))
@@ -476,6 +477,7 @@ def test_train_memory_is_planned_before_the_validation_set_is_built(tmp_path, ca
     values = {**TINY_TRAIN, "batch_size": 200000, "micro_batch_size": 1, "max_context": 32,
               "phantom_size": 32, "run_dir": str(tmp_path / "run")}  # fmt: skip
     config.write_text(json.dumps(values))
+    protect(config)
     err = _train([config, "--max-memory", "1G"], capsys)
     assert "validation set" in err and "training batches" in err and "GiB" in err
     assert not (tmp_path / "run").exists()

@@ -8,7 +8,6 @@ local process with no JavaScript of ours.
 from __future__ import annotations
 
 import atexit
-import gc
 import os
 import shutil
 import signal
@@ -83,9 +82,8 @@ def handle_run(app_model: AppModel, folder: Path, target, context_in, context_ou
         message = f"unexpected error ({type(error).__name__}); the details are in the terminal"
         failure = ("Something went wrong", message)
     if failure is not None:
-        # Raised outside the handler, so that no traceback keeps the failed request's frames
-        # (and their arrays) alive; then collect any cycle that held them.
-        gc.collect()
+        # Raised outside the handler: the new error has no context, so no traceback keeps the
+        # failed request's frames (and their arrays) alive once the page has the message.
         raise gr.Error(failure[1], title=failure[0], print_exception=False)
     view = view_of(prediction)
     index = view.centre_slice()

@@ -11,13 +11,24 @@ of at most M context members (``TrainConfig.micro_batch_members``; 0 = the whole
 the same training step as ``neuralizer.train`` runs, in one run for a fair ratio. ``--split`` also
 times every such form with ``TrainConfig.split_algebra`` (the forward pass by the exact split
 algebra), interleaved; ``--contexts`` times only the given L (their mean stands for U{1..max});
-``--channels-last`` also times each form on a copy of the model in the channels_last layout.
+``--channels-last`` also times each form on a copy of the model in the channels_last layout;
+``--compile`` also times each form on a ``torch.compile``d copy (inductor; the first step at
+each L, which compiles, is reported apart as compile time).
+
+``--workers N [N ...]`` instead times the real training loop of ``--config`` (its sampler, its
+subjects from the data cache, the same data loader as ``neuralizer.train``) with ``num_workers``
+N: ``--rounds`` rounds of ``--steps`` steps each, every setting on the same steps of a round
+(interleaved), episodes per second over the steps after each loader's first batch.
 
     python benchmarks/bench_train.py --output benchmarks/results/bench_train.json
     python benchmarks/bench_train.py --runs 2 --micro-members 0 24 16 \
         --output benchmarks/results/bench_micro.json
     python benchmarks/bench_train.py --runs 2 --micro-members 16 --split \
         --contexts 1 4 8 12 16 --output benchmarks/results/bench_split.json
+    python benchmarks/bench_train.py --runs 3 --micro-members 16 --split --only-split \
+        --compile --contexts 1 8 16 --output benchmarks/results/bench_compile.json
+    python benchmarks/bench_train.py --workers 0 1 2 --config configs/v2.json \
+        --output benchmarks/results/bench_workers.json
 """
 
 from __future__ import annotations
@@ -62,7 +73,62 @@ def step_times(
         start = time.perf_counter()
         train_step(model, optimizer, episodes, cfg, torch.device("cpu"))
         times.append(time.perf_counter() - start)
-    return times[1:]  # the first step warms up the convolution primitives
+    return times  # the first step warms up the convolution primitives (and compiles)
+
+
+def compile_model(model):
+    """``torch.compile`` of the model (inductor), keeping the module's methods (``no_sync``)."""
+    compiled = torch.compile(model)
+    compiled.train()
+    return compiled
+
+
+def worker_rates(args: argparse.Namespace) -> None:
+    """Episodes per second of the real training loop per ``num_workers`` (see the module doc)."""
+    from neuralizer.train.data import build_samplers
+    from neuralizer.train.loop import _Batches, _identity
+
+    cfg = TrainConfig.from_file(args.config)
+    train_sampler, _ = build_samplers(cfg)
+    model = Neuralizer(cfg.model).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    rates: dict[int, list[float]] = {n: [] for n in args.workers}
+    starts: dict[int, list[float]] = {n: [] for n in args.workers}
+    for round_ in range(args.rounds):
+        first = args.first_step + round_ * (args.steps + 1)
+        for workers in args.workers:  # the same steps for every setting
+            batches = _Batches(train_sampler, lambda s: s, first, first + args.steps + 1)
+            loader = torch.utils.data.DataLoader(
+                batches, batch_size=None, num_workers=workers, collate_fn=_identity,
+                generator=torch.Generator().manual_seed(0),
+            )  # fmt: skip
+            start = time.perf_counter()
+            for index, batch in enumerate(loader):
+                train_step(model, optimizer, batch, cfg, torch.device("cpu"))
+                if index == 0:  # the loader's start and its first batch stand apart
+                    starts[workers].append(time.perf_counter() - start)
+                    start = time.perf_counter()
+            seconds = time.perf_counter() - start
+            rates[workers].append(cfg.sampler.batch_size * args.steps / seconds)
+            print(f"round {round_} num_workers={workers}: {rates[workers][-1]:.3f} episodes/s "
+                  f"(first batch and step {starts[workers][-1]:.1f} s)", flush=True)  # fmt: skip
+        # After every round, so that a run stopped early keeps its complete rounds.
+        _write(
+            args,
+            {
+                "episodes_per_s": rates,
+                "first_step_s": starts,
+                "rounds_done": round_ + 1,
+                "mean_episodes_per_s": {n: statistics.fmean(r) for n, r in rates.items()},
+            },
+        )
+
+
+def _write(args: argparse.Namespace, result: dict) -> None:
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"args": vars(args) | {"output": str(args.output)},
+                                           **result}, indent=1))  # fmt: skip
 
 
 def main() -> None:
@@ -79,29 +145,44 @@ def main() -> None:
         "--channels-last", action="store_true", help="also time a channels_last copy of the model"
     )
     parser.add_argument("--contexts", type=int, nargs="+", help="only these L (default 1..max)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile forms")
+    parser.add_argument("--only-split", action="store_true", help="with --split: no plain form")
+    parser.add_argument("--workers", type=int, nargs="+", help="time the real loop per workers")
+    parser.add_argument("--config", default="configs/v2.json", help="the run of --workers")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5, help="steps per round and setting")
+    parser.add_argument("--first-step", type=int, default=10_000)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.workers:
+        worker_rates(args)
+        return
     model = Neuralizer(ModelConfig(channels=args.channels)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    layouts = (False, True)[: 1 + args.channels_last]
-    forms = [(m, split, last) for m in args.micro_members
-             for split in (False, True)[: 1 + args.split] for last in layouts]  # fmt: skip
+    # Model variants: "" (as made), "channels_last" (the same weights in oneDNN's native layout)
+    # and "compile" (torch.compile of a copy), each with its own Adam.
+    variants = [""] + ["channels_last"] * args.channels_last + ["compile"] * args.compile
+    splits = (True,) if args.only_split else (False, True)[: 1 + args.split]
+    forms = [(m, split, v) for m in args.micro_members for split in splits for v in variants]
     names = {f: f"micro_batch_members={f[0]}{' split_algebra' if f[1] else ''}"
-                f"{' channels_last' if f[2] else ''}" for f in forms}  # fmt: skip
+                f"{' ' + f[2] if f[2] else ''}" for f in forms}  # fmt: skip
     medians: dict[str, dict[int, float]] = {names[f]: {} for f in forms}
-    # The same weights in the channels_last layout (oneDNN's native one), with its own Adam.
-    last_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    models = {False: (model, optimizer),
-              True: (last_model, torch.optim.Adam(last_model.parameters(), lr=1e-4))}  # fmt: skip
+    first_step: dict[str, dict[int, float]] = {names[f]: {} for f in forms}
+    copies = {"channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last),
+              "compile": compile_model(copy.deepcopy(model))}  # fmt: skip
+    models = {"": (model, optimizer)} | {
+        v: (m, torch.optim.Adam(m.parameters(), lr=1e-4)) for v, m in copies.items()
+    }
     contexts = args.contexts or range(1, args.max_context + 1)
     for n_context in contexts:
         for form in forms:  # interleaved, so that drifts hit every form alike
             times = step_times(n_context, args, *models[form[2]], *form[:2])
-            medians[names[form]][n_context] = statistics.median(times)
-            print(f"L={n_context} {names[form]}: "
-                  f"{medians[names[form]][n_context]:.2f} s per step", flush=True)  # fmt: skip
+            medians[names[form]][n_context] = statistics.median(times[1:])
+            first_step[names[form]][n_context] = times[0]
+            print(f"L={n_context} {names[form]}: {medians[names[form]][n_context]:.2f} s per "
+                  f"step (first {times[0]:.1f} s)", flush=True)  # fmt: skip
     rates = {}
     for name, by_l in medians.items():
         mean_step = statistics.fmean(by_l.values())
@@ -111,7 +192,7 @@ def main() -> None:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         result = {"args": vars(args) | {"output": str(args.output)}, "median_step_s": medians,
-                  "episodes_per_s": rates}  # fmt: skip
+                  "first_step_s": first_step, "episodes_per_s": rates}  # fmt: skip
         args.output.write_text(json.dumps(result, indent=1))
 
 

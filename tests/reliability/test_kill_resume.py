@@ -67,6 +67,23 @@ def _saved_step(run: Path) -> tuple[int, int]:
     return steps[0], steps[1]
 
 
+def _wait_then_kill(process, seconds: float, progress, cap: int) -> None:
+    """Let ``process`` run for ``seconds``, or until ``progress()`` reaches ``cap``, whichever is
+    first, then SIGKILL it. The cap keeps a fast machine from finishing the work between two
+    kills; the sleep, in 2 ms polls, keeps the moment random on a slow one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and progress() < cap and process.is_alive():
+        time.sleep(0.002)
+    assert process.is_alive(), "the run finished before it was killed"
+    process.kill()  # SIGKILL
+    process.join()
+    assert process.exitcode == -9
+
+
+def _logged_steps(log: Path) -> int:
+    return sum(1 for r in read_log(log) if "loss" in r) if log.is_file() else 0
+
+
 def _assert_every_checkpoint_loads(run: Path) -> None:
     config = ModelConfig(channels=TINY["channels"], stages=TINY["stages"])
     for path in run.glob("*.safetensors"):
@@ -86,27 +103,26 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_result(tm
     run = tmp_path / "killed"
     argv = ["train", str(config_path), "--resume"]
 
+    log = run / "log.jsonl"
     previous, kills, mid_write, in_startup = (-1, -1), 0, 0, 0
-    for _ in range(CYCLES):
+    for cycle in range(CYCLES):
         process = forkserver.Process(target=main, args=(argv,))
         process.start()
+        # A cycle may log at most its share of the steps left (the last resume runs the rest),
+        # so that however fast the machine, no cycle finishes the run.
+        seen = _logged_steps(log)
+        cap = seen + max(1, (TINY["max_steps"] - seen) // (CYCLES - cycle + 1))
         # Half the kills land anywhere after the start (imports are done: setup, resume,
         # sampler building), half after the first step of this cycle is logged.
         if rng.random() < 0.5:
-            time.sleep(rng.uniform(0.0, 0.4))
+            _wait_then_kill(process, rng.uniform(0.0, 0.4), lambda: _logged_steps(log), cap)
         else:
-            log = run / "log.jsonl"
-            seen = len(read_log(log)) if log.is_file() else 0
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and process.is_alive():
-                if log.is_file() and len(read_log(log)) > seen:
+                if _logged_steps(log) > seen:
                     break
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.5))
-        assert process.is_alive(), "the run finished before it was killed: raise max_steps"
-        process.kill()  # SIGKILL
-        process.join()
-        assert process.exitcode == -9
+            _wait_then_kill(process, rng.uniform(0.0, 0.5), lambda: _logged_steps(log), cap)
         kills += 1
         mid_write += any(run.glob(".*.tmp"))  # a temporary file left: killed while writing
         _assert_every_checkpoint_loads(run)
@@ -280,14 +296,17 @@ def test_sigkill_evaluation_then_rerun_skips_finished_and_redoes_the_rest(tmp_pa
     rng = np.random.default_rng(11)
     killed = config("killed")
     counts = []
-    for _ in range(EVAL_CYCLES):
+
+    def finished() -> int:
+        return len(read_rows(killed.output, repair=False))
+
+    for cycle in range(EVAL_CYCLES):
         process = forkserver.Process(target=_eval_run, args=(killed,))
         process.start()
-        time.sleep(rng.uniform(0.5, max(1.0, straight / 2)))
-        assert process.is_alive(), "the evaluation finished before it was killed"
-        process.kill()  # SIGKILL
-        process.join()
-        assert process.exitcode == -9
+        # At most a share of the rows left per cycle, so that no cycle finishes the work.
+        done = finished()
+        cap = done + max(1, (len(reference) - done) // (EVAL_CYCLES - cycle + 1))
+        _wait_then_kill(process, rng.uniform(0.5, max(1.0, straight / 2)), finished, cap)
         rows = read_rows(killed.output)
         for r in rows:  # whole rows only, each equal to the uninterrupted run's
             assert reference[row_key(r)] == r["value"]

@@ -22,6 +22,7 @@ What it changes, all exact up to float rounding (SPEC §1):
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -88,6 +89,7 @@ def _block(
     r_C: Tensor,
     *,
     update_context: bool,
+    counts: list[float] | None = None,
 ) -> Tensor:
     """One Pairwise-Conv-Avg block. r_x: B×c×h×w (returned updated); r_C: (B·L)×c×h×w, in place.
 
@@ -108,8 +110,8 @@ def _block(
         for start in starts:
             lo, hi = b * n_context + start, b * n_context + min(start + rows, n_context)
             member = _res_unit(weights, block.context_res, r_C[lo:hi])
-            for row in member:
-                total.add_(row)
+            for index, row in enumerate(member, start):
+                total.add_(row) if counts is None else total.add_(row, alpha=counts[index])
             if update_context:
                 member = _gelu_(F.conv2d(member, w_cc).add_(target_half[b]))
             r_C[lo:hi] = member
@@ -117,7 +119,8 @@ def _block(
     # on the mean instead of L, no concatenation, the residual folded into the weight.
     k_x = block.target_combine
     update = F.conv2d(r_x, weights.plus_identity(k_x, c, 2 * c), k_x.bias)
-    update += F.conv2d(context_sum.div_(n_context), weights(k_x, 0, c))
+    mean_C = context_sum.div_(n_context if counts is None else sum(counts))
+    update += F.conv2d(mean_C, weights(k_x, 0, c))
     return _gelu_(update)
 
 
@@ -139,11 +142,29 @@ def _up_fuse(weights: _Weights, up: UpFuse, r_C: Tensor, skip_C: Tensor) -> Tens
     return skip_C
 
 
+def _checked_counts(counts: Tensor, n_context: int) -> list[float]:
+    values = [float(v) for v in counts.flatten().tolist()]
+    if len(values) != n_context or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"counts must be {n_context} positive numbers, one per context pair")
+    return values
+
+
 @torch.no_grad()
 def fast_forward(
-    model: Neuralizer, target_in: Tensor, context_in: Tensor, context_out: Tensor
+    model: Neuralizer,
+    target_in: Tensor,
+    context_in: Tensor,
+    context_out: Tensor,
+    counts: Tensor | None = None,
 ) -> Tensor:
-    """Inference-only forward pass; same shapes and result as ``model.plain_forward``."""
+    """Inference-only forward pass; same shapes and result as ``model.plain_forward``.
+
+    ``counts`` (L, positive): each pair weighs that many members in the context's means, the
+    same result as the plain form given each pair that many times. Members never interact except
+    through those means, so a repeated member's stream would be computed identically each time.
+    """
+    if counts is not None:
+        counts = _checked_counts(counts, context_in.shape[1])
     layout = MEMORY_FORMAT
     weights = _Weights(layout)
     r_x = weights.conv(model.target_embed, target_in.contiguous(memory_format=layout))
@@ -155,13 +176,14 @@ def fast_forward(
     for stage, block in enumerate(model.encoder):
         if stage > 0:
             r_x, r_C = F.max_pool2d(r_x, 2), F.max_pool2d(r_C, 2)
-        r_x = _block(weights, block, r_x, r_C, update_context=n_blocks > 1)
+        r_x = _block(weights, block, r_x, r_C, update_context=n_blocks > 1, counts=counts)
         skips.append((r_x, r_C))
     skips.pop()
     for index, (up, block) in enumerate(zip(model.up, model.decoder, strict=True)):
         skip_x, skip_C = skips.pop()
         r_x = _fuse(weights, up.target_fuse, r_x, skip_x)
         r_C = _up_fuse(weights, up, r_C, skip_C)
-        r_x = _block(weights, block, r_x, r_C, update_context=index < len(model.decoder) - 1)
+        last = index == len(model.decoder) - 1
+        r_x = _block(weights, block, r_x, r_C, update_context=not last, counts=counts)
     result = weights.conv(model.out_conv, _res_unit(weights, model.out_res, r_x))
     return result.contiguous()

@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 from neuralizer.model import ModelConfig, Neuralizer
 
 GROUPS = {
-    "convolution": ("aten::mkldnn_convolution", "aten::convolution_overrideable"),
+    "convolution": ("aten::mkldnn_convolution", "mkldnn::_convolution_pointwise"),
     "elementwise": (
         "aten::gelu_",
         "aten::gelu",

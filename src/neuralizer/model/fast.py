@@ -16,6 +16,7 @@ What it changes, all exact up to float rounding (SPEC §1):
 - tensors are channels_last, the layout oneDNN convolutions use natively on CPU, and so are the
   weights, converted once per pass (a convolution given a weight in the other layout reorders it
   on every call, that is on every chunk);
+- the first convolution of each residual unit carries its GELU as a oneDNN post-op on CPU;
 - the context mean is accumulated by in-place additions (``sum(0)`` over a channels_last chunk
   costs several times an addition).
 """
@@ -38,6 +39,13 @@ CHUNK_BYTES = 8 * 2**20
 # measures the fast path with torch.contiguous_format too).
 MEMORY_FORMAT = torch.channels_last
 _gelu_ = torch.ops.aten.gelu_
+# oneDNN's convolution with a fused activation (PyTorch's CPU builds with mkldnn; its "gelu" with
+# algorithm "none" is the exact erf GELU): None where the build lacks it.
+_FUSED_CONV = (
+    getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+    if torch.backends.mkldnn.is_available()
+    else None
+)
 
 
 class _Weights:
@@ -67,6 +75,20 @@ class _Weights:
     def conv(self, conv: nn.Conv2d, x: Tensor) -> Tensor:
         return F.conv2d(x, self(conv), conv.bias, padding=conv.padding)
 
+    def conv_gelu(self, conv: nn.Conv2d, x: Tensor) -> Tensor:
+        """GELU(conv(x)): on CPU as oneDNN's convolution with the exact GELU as a post-op, so
+        the activation is applied while the output is still in cache (where that operator is
+        missing or refuses the input, convolution and then GELU in place)."""
+        if x.device.type == "cpu" and x.dtype == torch.float32 and _FUSED_CONV is not None:
+            try:
+                pad, stride, dilation = list(conv.padding), list(conv.stride), list(conv.dilation)
+                return _FUSED_CONV(
+                    x, self(conv), conv.bias, pad, stride, dilation, conv.groups, "gelu", [], "none"
+                )
+            except RuntimeError:
+                pass
+        return _gelu_(self.conv(conv, x))
+
 
 def _chunks(n_rows: int, row: Tensor) -> tuple[range, int]:
     """Chunk starts over ``n_rows`` rows shaped like ``row``, and the rows per chunk."""
@@ -76,7 +98,7 @@ def _chunks(n_rows: int, row: Tensor) -> tuple[range, int]:
 
 def _res_unit(weights: _Weights, unit: ResUnit, x: Tensor) -> Tensor:
     """GELU(x + conv2(GELU(conv1(x)))) with in-place activations; returns a new tensor."""
-    hidden = _gelu_(weights.conv(unit.conv1, x))
+    hidden = weights.conv_gelu(unit.conv1, x)
     out = weights.conv(unit.conv2, hidden)
     del hidden
     return _gelu_(out.add_(x))

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from neuralizer.infer.dicom import is_dicom_folder
 from neuralizer.infer.io import SUFFIXES, read_input
 from neuralizer.infer.paths import Spec, check_name, exists, expand, group_channels, input_files
 from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS, Context, PredictOptions, load_context
@@ -28,7 +29,8 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "-i", "--input", required=True, nargs="+", metavar="FILE",
-        help="target file or folder; 'A + B' (a lone +) joins files into the channels of one input",
+        help="target file, DICOM series folder or folder of targets; 'A + B' (a lone +) joins "
+        "files into the channels of one input",
     )  # fmt: skip
     p.add_argument(
         "-o", "--output", required=True, help="output file (format from extension) or folder"
@@ -120,7 +122,11 @@ def run_predict(args: argparse.Namespace) -> int:
     context_out = expand(group_channels(args.context_out))
     if isinstance(target_spec, str) and not exists(target_spec):
         check_name(target_spec, "input")
-    if isinstance(target_spec, str) and Path(target_spec).is_dir():
+    if (
+        isinstance(target_spec, str)
+        and Path(target_spec).is_dir()
+        and not is_dicom_folder(target_spec)
+    ):
         from neuralizer.infer.folder import check_folders, run_folder
 
         targets = check_folders(Path(target_spec), Path(args.output), extras)

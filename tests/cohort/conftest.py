@@ -65,3 +65,17 @@ def write_dicom_series(image, folder: Path) -> Path:
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
         writer.Execute(slice_k)
     return folder
+
+
+class IdentityModel(Neuralizer):
+    """Returns channel 0 of the target input: a mask of its bright voxels, whatever the context."""
+
+    def forward(self, target_in, context_in, context_out, *, fast=None, **kwargs):
+        return target_in[:, :1].clone()
+
+
+@pytest.fixture(scope="session")
+def identity_model() -> Neuralizer:
+    model = IdentityModel(ModelConfig(channels=1)).eval()
+    model.provenance = dict(GEOMETRY)
+    return model

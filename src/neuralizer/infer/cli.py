@@ -53,6 +53,21 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--probabilities", help="also write segmentation probabilities (file or folder)")
     p.add_argument("--qc", help="write a PNG overlay of the result on the target (file or folder)")
+    p.add_argument(
+        "--statistics", metavar="FILE.tsv",
+        help="write the volume (mL) of every structure of every target, with QC flags (a folder "
+        "or BIDS dataset: one table for the cohort)",
+    )  # fmt: skip
+    p.add_argument(
+        "--report", metavar="FILE.html",
+        help="write one self-contained HTML page: per target an overlay mosaic, the uncertainty, "
+        "the volumes and QC flags, sortable",
+    )  # fmt: skip
+    p.add_argument(
+        "--label-names", metavar="FILE.tsv",
+        help="names of label values for --statistics/--report (columns index, name; a BIDS "
+        "dseg.tsv)",
+    )  # fmt: skip
     p.add_argument("--ensemble", type=int, default=1, help="K bootstrap passes (default 1)")
     p.add_argument(
         "--adapt", type=int, nargs="?", const=DEFAULT_ADAPT_STEPS, default=0, metavar="K",
@@ -117,6 +132,7 @@ def run_predict(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     extras = {key: None if getattr(args, key) is None else Path(getattr(args, key))
               for key in ("uncertainty", "probabilities", "qc")}  # fmt: skip
+    cohort = _cohort(args)
     target_spec = _one_input(args.input)
     context_in = expand(group_channels(args.context_in))
     context_out = expand(group_channels(args.context_out))
@@ -131,7 +147,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
         targets = check_folders(Path(target_spec), Path(args.output), extras)
         context = _context(args, options, context_in, context_out)
-        return run_folder(targets, Path(args.output), context, options, extras, args.model)
+        status = run_folder(targets, Path(args.output), context, options, extras, args.model,
+                            cohort=cohort)  # fmt: skip
+        if cohort.wanted:
+            cohort.finish()
+        return status
     files = OutputFiles(Path(args.output), **extras)
     specs = [target_spec, *context_in, *context_out]
     files.check([path for spec in specs for path in input_files(spec)])  # before any reading
@@ -140,10 +160,29 @@ def run_predict(args: argparse.Namespace) -> int:
     context = _context(args, options, context_in, context_out)
     _, result = run_one(target, context, options, files, args.model,
                         progress=sys.stderr.isatty())  # fmt: skip
+    if cohort.wanted:
+        affine = None if target.image is None else target.image.affine
+        cohort.add(Path(target.name).name, target.data, affine, result, [str(files.prediction)])
+        cohort.finish()
     if result.adapt_seconds is not None:
         print(f"adaptation to the examples took {result.adapt_seconds:.1f} s", file=sys.stderr)
     print(f"wrote {files.prediction} ({result.task}; " + "; ".join(result.steps) + ")")
     return 0
+
+
+def _cohort(args: argparse.Namespace):
+    """The :class:`~neuralizer.infer.cohort.Cohort` of ``--statistics``/``--report``, checked."""
+    from neuralizer.infer.cohort import Cohort, check_cohort_files
+    from neuralizer.infer.statistics import read_label_names
+
+    check_cohort_files(args.statistics, args.report, args.label_names)
+    names = read_label_names(args.label_names) if args.label_names else {}
+    return Cohort(
+        statistics=None if args.statistics is None else Path(args.statistics),
+        report=None if args.report is None else Path(args.report),
+        names=names,
+        structure=args.preset or "mask",
+    )
 
 
 def _context(args: argparse.Namespace, options: PredictOptions, context_in: list[Spec],

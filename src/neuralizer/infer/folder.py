@@ -18,7 +18,7 @@ from pathlib import Path
 
 from neuralizer.errors import USER_ERRORS
 from neuralizer.files import remove_stale_temporaries
-from neuralizer.infer.io import SUFFIXES, suffix
+from neuralizer.infer.io import SUFFIXES, read_input, suffix
 from neuralizer.infer.plan import Context, PredictOptions
 from neuralizer.infer.run import OutputFiles, run_one
 
@@ -83,9 +83,13 @@ def run_folder(
     options: PredictOptions,
     extras: dict[str, Path | None],
     model,
+    *,
+    cohort=None,
 ) -> int:
     """Predict every file of ``targets`` (from :func:`check_folders`) into ``out_dir``, with
-    companions in the ``extras`` folders; 1 if any failed, else 0."""
+    companions in the ``extras`` folders; 1 if any failed, else 0. A
+    :class:`~neuralizer.infer.cohort.Cohort` given as ``cohort`` summarises every target (the
+    caller writes its files)."""
     from tqdm.auto import tqdm
 
     from neuralizer.infer.engine import resolve_model
@@ -105,10 +109,18 @@ def run_folder(
             files = OutputFiles(inside(out_dir, name), **_named(extras, name))
             if files.prediction.is_file():
                 skipped += 1
+                if cohort is not None and cohort.wanted:
+                    cohort.add_files(path.name, read_input(path), files.prediction,
+                                     files.uncertainty, context.outputs.kind)  # fmt: skip
                 continue
-            run_one(path, context, options, files, model)
+            loaded, result = run_one(path, context, options, files, model)
+            if cohort is not None and cohort.wanted:
+                affine = None if loaded.image is None else loaded.image.affine
+                cohort.add(path.name, loaded.data, affine, result, [str(files.prediction)])
         except USER_ERRORS as error:
             failed.append((path.name, str(error)))
+            if cohort is not None:
+                cohort.fail(path.name, str(error))
     done = len(targets) - len(failed) - skipped
     print(f"predicted {done} of {len(targets)} files into {out_dir}")
     if skipped:

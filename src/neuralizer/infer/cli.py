@@ -28,7 +28,7 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
         description="Solve a task on TARGET from example input/output pairs (or a --preset).",
     )
     p.add_argument(
-        "-i", "--input", required=True, nargs="+", metavar="FILE",
+        "-i", "--input", nargs="+", metavar="FILE",
         help="target file, DICOM series folder or folder of targets; 'A + B' (a lone +) joins "
         "files into the channels of one input",
     )  # fmt: skip
@@ -68,6 +68,31 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
         help="names of label values for --statistics/--report (columns index, name; a BIDS "
         "dseg.tsv)",
     )  # fmt: skip
+    bids = p.add_argument_group("BIDS datasets (neuralizer.infer.bids)")
+    bids.add_argument(
+        "--bids", metavar="BIDS_DIR",
+        help="predict the files of a BIDS dataset (instead of -i); -o is the derivatives folder "
+        "(outside BIDS_DIR, or BIDS_DIR/derivatives/neuralizer)",
+    )  # fmt: skip
+    bids.add_argument(
+        "--target-filter", nargs="+", default=[], metavar="KEY=VALUE",
+        help="which files are targets (default datatype=anat suffix=T1w), e.g. suffix=T2w ses=01",
+    )  # fmt: skip
+    bids.add_argument("--participant-label", nargs="+", metavar="LABEL",
+                      help="only these subjects (with or without sub-)")  # fmt: skip
+    bids.add_argument(
+        "--examples-from", metavar="DERIV_DIR",
+        help="a derivatives folder of hand labels: each is an example, paired with its subject's "
+        "image matching --target-filter",
+    )  # fmt: skip
+    bids.add_argument(
+        "--examples-filter", nargs="+", default=[], metavar="KEY=VALUE",
+        help="which files of --examples-from are labels (default suffix=mask,dseg), "
+        "e.g. desc=brain",
+    )  # fmt: skip
+    bids.add_argument(
+        "--desc", help="the desc- label of the outputs (default: the hand labels', the preset's)"
+    )
     p.add_argument("--ensemble", type=int, default=1, help="K bootstrap passes (default 1)")
     p.add_argument(
         "--adapt", type=int, nargs="?", const=DEFAULT_ADAPT_STEPS, default=0, metavar="K",
@@ -133,6 +158,10 @@ def run_predict(args: argparse.Namespace) -> int:
     extras = {key: None if getattr(args, key) is None else Path(getattr(args, key))
               for key in ("uncertainty", "probabilities", "qc")}  # fmt: skip
     cohort = _cohort(args)
+    if args.bids is not None:
+        return _run_bids(args, options, cohort)
+    if not args.input:
+        raise ValueError("give a target: -i FILE (or a folder), or --bids BIDS_DIR")
     target_spec = _one_input(args.input)
     context_in = expand(group_channels(args.context_in))
     context_out = expand(group_channels(args.context_out))
@@ -183,6 +212,38 @@ def _cohort(args: argparse.Namespace):
         names=names,
         structure=args.preset or "mask",
     )
+
+
+def _run_bids(args: argparse.Namespace, options: PredictOptions, cohort) -> int:
+    from neuralizer.infer.bids import check_output_folder, plan_bids, run_bids
+
+    if args.input:
+        raise ValueError("give either -i or --bids, not both")
+    for key in ("uncertainty", "probabilities", "qc"):
+        if getattr(args, key) is not None:
+            raise ValueError(f"--{key} names a file; with --bids every output goes into -o")
+    out_dir = Path(args.output)
+    check_output_folder(Path(args.bids), out_dir, cohort.statistics, cohort.report)
+    job = plan_bids(
+        Path(args.bids), out_dir, target_filter=args.target_filter,
+        participants=args.participant_label,
+        examples_dir=None if args.examples_from is None else Path(args.examples_from),
+        examples_filter=args.examples_filter, context_in=expand(group_channels(args.context_in)),
+        context_out=expand(group_channels(args.context_out)), desc=args.desc, preset=args.preset,
+    )  # fmt: skip
+    context = load_context(options, job.context_in, job.context_out, preset=args.preset,
+                           n_context=args.n_context)  # fmt: skip
+    if context.outputs.kind == "labels":
+        given = cohort.names or job.names
+        job = job.with_names({v: given.get(v, f"label-{v}") for v in context.outputs.label_values})
+    cohort.names = cohort.names or job.names
+    cohort.structure = job.desc
+    cohort.title = f"neuralizer {job.desc}: {Path(args.bids).resolve().name}"
+    cohort.statistics = cohort.statistics or out_dir / f"desc-{job.desc}_volumes.tsv"
+    cohort.report = cohort.report or out_dir / f"desc-{job.desc}_report.html"
+    status = run_bids(job, context, options, args.model, cohort)
+    cohort.finish()
+    return status
 
 
 def _context(args: argparse.Namespace, options: PredictOptions, context_in: list[Spec],

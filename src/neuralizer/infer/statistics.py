@@ -151,3 +151,9 @@ def write_statistics(path: str | Path, rows: Iterable[StructureVolume]) -> None:
     from neuralizer.files import write_atomically
 
     write_atomically(path, statistics_table(rows).encode("utf-8"))
+
+
+def label_table(names: Mapping[int, str]) -> bytes:
+    """A BIDS ``dseg.tsv`` (``index``, ``name``) of ``names``."""
+    lines = ["index\tname", *(f"{value}\t{names[value]}" for value in sorted(names))]
+    return ("\n".join(lines) + "\n").encode("utf-8")

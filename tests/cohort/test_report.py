@@ -1,13 +1,16 @@
 """The QC report in headless Chromium: it opens from disk, renders every row, and sorts."""
 
 import base64
+import io
 
+import numpy as np
 import pytest
 
-from neuralizer.infer.report import ReportRow, render_report
+from neuralizer.infer.report import PANEL_PIXELS, ReportRow, mosaic_pictures, render_report
 from neuralizer.infer.statistics import StructureVolume
 
 from ..app import browser
+from .conftest import head
 from .test_statistics import noisy_cohort, run_noisy_cohort  # noqa: F401 (a fixture)
 
 pytest.importorskip("selenium")
@@ -24,6 +27,28 @@ def rows_of(driver) -> list:
 
 def column_values(driver, column: int) -> list[str]:
     return [row.find_elements("css selector", "td")[column].text for row in rows_of(driver)]
+
+
+def picture(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def test_mosaics_of_volumes_and_2d_images():
+    image, mask = head()
+    affine = np.diag([1.0, 2.0, 3.0, 1.0])  # panels keep the physical aspect
+    overlay, spread = mosaic_pictures(image, affine, mask, "segmentation", mask * 0.3)
+    rgb = picture(overlay)
+    widths = [round(PANEL_PIXELS * w / h) for h, w in ((60, 48), (60, 20), (48, 20))]
+    assert rgb.shape == (PANEL_PIXELS, sum(widths) + 2 * 4, 3)
+    orange = (rgb[..., 0] > rgb[..., 1] + 40) & (rgb[..., 1] > rgb[..., 2] + 20)
+    assert orange[:, : widths[0]].any() and not orange[:5].any()  # the mask, not the border
+    assert picture(spread).shape == rgb.shape
+    flat, none = mosaic_pictures(image[:, :, 10], None, mask[:, :, 10], "segmentation")
+    assert none is None and picture(flat).shape == (PANEL_PIXELS, round(PANEL_PIXELS * 24 / 20), 3)
+    result, _ = mosaic_pictures(image, affine, image.astype(np.float32), "image")
+    assert picture(result).shape[0] == PANEL_PIXELS  # the scan above its result, one panel high
 
 
 def test_the_page_is_escaped_and_self_contained():

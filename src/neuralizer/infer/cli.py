@@ -176,6 +176,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
         targets = check_folders(Path(target_spec), Path(args.output), extras)
         context = _context(args, options, context_in, context_out)
+        cohort.title = f"neuralizer: {Path(target_spec).resolve().name}"
+        cohort.describe(context, options, args.preset and f"preset {args.preset}")
         status = run_folder(targets, Path(args.output), context, options, extras, args.model,
                             cohort=cohort)  # fmt: skip
         if cohort.wanted:
@@ -190,6 +192,7 @@ def run_predict(args: argparse.Namespace) -> int:
     _, result = run_one(target, context, options, files, args.model,
                         progress=sys.stderr.isatty())  # fmt: skip
     if cohort.wanted:
+        cohort.describe(context, options, args.preset and f"preset {args.preset}")
         affine = None if target.image is None else target.image.affine
         cohort.add(Path(target.name).name, target.data, affine, result, [str(files.prediction)])
         cohort.finish()
@@ -239,6 +242,7 @@ def _run_bids(args: argparse.Namespace, options: PredictOptions, cohort) -> int:
     cohort.names = cohort.names or job.names
     cohort.structure = job.desc
     cohort.title = f"neuralizer {job.desc}: {Path(args.bids).resolve().name}"
+    cohort.describe(context, options, args.preset and f"preset {args.preset}")
     cohort.statistics = cohort.statistics or out_dir / f"desc-{job.desc}_volumes.tsv"
     cohort.report = cohort.report or out_dir / f"desc-{job.desc}_report.html"
     status = run_bids(job, context, options, args.model, cohort)

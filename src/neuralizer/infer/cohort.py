@@ -87,14 +87,17 @@ class Cohort:
                                               self._names(labels), uncertainty))  # fmt: skip
         mosaic = spread = None
         if self.report is not None:
-            grid = np.eye(4) if affine is None else affine
-            flat = affine is None
-            mosaic, spread = mosaic_pictures(
-                image[..., None] if flat else image, grid,
-                prediction[..., None] if flat else prediction, task,
-                None if uncertainty is None else (uncertainty[..., None] if flat else uncertainty),
-            )  # fmt: skip
+            mosaic, spread = mosaic_pictures(image, affine, prediction, task, uncertainty)
         self.rows.append(ReportRow(name, task, mosaic, spread, volumes, None, tuple(outputs)))
+
+    def describe(self, context, options, examples: str | None = None) -> None:
+        """Say in the report how the results were made: the examples (``examples``, default
+        their count), the ensemble, the alignment and the slice direction."""
+        examples = examples or f"{len(context.context_in)} example pairs"
+        self.notes.append(
+            f"{examples}; {context.outputs.kind}; ensemble {options.ensemble}; alignment "
+            f"{options.align}; {options.axis} slices; seed {options.seed}"
+        )
 
     def fail(self, name: str, reason: str) -> None:
         self.rows.append(ReportRow(name, error=reason))

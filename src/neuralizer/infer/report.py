@@ -22,8 +22,8 @@ import numpy as np
 from neuralizer.infer.statistics import StructureVolume
 
 #: Height in pixels of each panel of a mosaic (voxels are drawn at their physical aspect).
-PANEL_PIXELS = 160
-_OVERLAY_ALPHA = 0.45
+PANEL_PIXELS = 120
+_OVERLAY_ALPHA = 0.4
 
 
 @dataclass(frozen=True)
@@ -101,50 +101,54 @@ def _png(panels: Sequence[np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+def _overlay(background: np.ndarray, shown: np.ndarray, task: str) -> np.ndarray:
+    """RGB of a grey slice with the result drawn over it (an image result: below it)."""
+    rgb = np.repeat(background[..., None], 3, axis=2)
+    if task == "image":
+        return np.concatenate([rgb, np.repeat(_grey(shown)[..., None], 3, axis=2)], axis=0)
+    on = (shown != 0)[..., None]
+    return np.where(on, (1 - _OVERLAY_ALPHA) * rgb + _OVERLAY_ALPHA * _colours(shown, task), rgb)
+
+
+def _spread_png(slices: Sequence[np.ndarray], zooms: Sequence[tuple[float, float]]) -> bytes:
+    import matplotlib
+
+    top = max(max(float(s.max()) for s in slices), 1e-6)
+    colour = matplotlib.colormaps["inferno"]
+    return _png([_panel(colour(s / top)[..., :3], z) for s, z in zip(slices, zooms, strict=True)])
+
+
 def mosaic_pictures(
     target: np.ndarray,
-    affine: np.ndarray,
+    affine: np.ndarray | None,
     prediction: np.ndarray,
     task: str,
     uncertainty: np.ndarray | None = None,
 ) -> tuple[bytes, bytes | None]:
-    """(overlay mosaic PNG, uncertainty mosaic PNG or None) of a volume: ``target`` (X×Y×Z, the
-    first channel), ``prediction`` and ``uncertainty`` on the same grid of ``affine``."""
-    import matplotlib
-
+    """(overlay mosaic PNG, uncertainty mosaic PNG or None): ``target`` (X×Y×Z, the first
+    channel), ``prediction`` and ``uncertainty`` on the same grid of ``affine``; a 2D target
+    (H×W, ``affine`` None) gives one panel."""
     from neuralizer.data.space import foreground
 
-    image, zooms = _canonical(target, affine)
-    result, _ = _canonical(prediction, affine)
-    mask = foreground(image)
-    centre = (
-        np.argwhere(mask).mean(axis=0) if mask.any() else (np.asarray(image.shape) - 1) / 2
-    ).round()
-    grey = _grey(image)
-    panels, spread = [], None
-    for background, shown, zoom in zip(
-        _slices(grey, centre), _slices(result, centre), _zooms(zooms), strict=True
-    ):
-        rgb = np.repeat(background[..., None], 3, axis=2)
-        if task == "image":
-            rgb = np.concatenate([rgb, np.repeat(_grey(shown)[..., None], 3, axis=2)], axis=0)
-            zoom = (zoom[0], zoom[1])
-        else:
-            on = (shown != 0)[..., None]
-            rgb = np.where(on, (1 - _OVERLAY_ALPHA) * rgb + _OVERLAY_ALPHA * _colours(shown, task),
-                           rgb)  # fmt: skip
-        panels.append(_panel(rgb, zoom))
-    if uncertainty is not None:
-        spread_ras, _ = _canonical(uncertainty, affine)
-        top = max(float(spread_ras.max()), 1e-6)
-        colour = matplotlib.colormaps["inferno"]
-        spread = _png(
-            [
-                _panel(colour(s / top)[..., :3], zoom)
-                for s, zoom in zip(_slices(spread_ras, centre), _zooms(zooms), strict=True)
-            ]
-        )
-    return _png(panels), spread
+    if affine is None:
+        slices, results, zooms = [_grey(target)], [np.asarray(prediction)], [(1.0, 1.0)]
+        spreads = None if uncertainty is None else [np.asarray(uncertainty, np.float64)]
+    else:
+        image, voxel = _canonical(target, affine)
+        mask = foreground(image)
+        centre = (
+            np.argwhere(mask).mean(axis=0) if mask.any() else (np.asarray(image.shape) - 1) / 2
+        ).round()
+        slices, zooms = _slices(_grey(image), centre), _zooms(voxel)
+        results = _slices(_canonical(prediction, affine)[0], centre)
+        spreads = None
+        if uncertainty is not None:
+            spreads = _slices(_canonical(uncertainty, affine)[0], centre)
+    panels = [
+        _panel(_overlay(background, shown, task), zoom)
+        for background, shown, zoom in zip(slices, results, zooms, strict=True)
+    ]
+    return _png(panels), None if spreads is None else _spread_png(spreads, zooms)
 
 
 def _data_uri(png: bytes | None) -> str | None:

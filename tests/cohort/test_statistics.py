@@ -122,3 +122,23 @@ def test_a_noise_target_is_flagged_and_the_others_complete(noisy_cohort, identit
     (tmp_path / "volumes.tsv").rename(tmp_path / "first.tsv")
     status, _ = run_noisy_cohort(noisy_cohort, identity_model, tmp_path)
     assert (tmp_path / "volumes.tsv").read_text() == (tmp_path / "first.tsv").read_text()
+
+
+def test_2d_targets_get_a_report_row_and_no_volumes(identity_model, tmp_path):
+    image, mask = head(shape=(32, 32, 3))
+    (tmp_path / "in").mkdir()
+    for k in range(2):
+        np.save(tmp_path / "in" / f"slice{k}.npy", image[:, :, 1].astype(np.float32) + k)
+    np.save(tmp_path / "example.npy", image[:, :, 1].astype(np.float32))
+    np.save(tmp_path / "label.npy", mask[:, :, 1].astype(np.float32))
+    options = PredictOptions(align="none", device="cpu")
+    context = load_context(options, [tmp_path / "example.npy"], [tmp_path / "label.npy"])
+    cohort = Cohort(statistics=tmp_path / "v.tsv", report=tmp_path / "r.html")
+    targets = sorted((tmp_path / "in").glob("*.npy"))
+    extras = {"uncertainty": None, "probabilities": None, "qc": None}
+    for _ in range(2):  # the second run reads the results back
+        assert run_folder(targets, tmp_path / "out", context, options, extras, identity_model,
+                          cohort=cohort) == 0  # fmt: skip
+    rows = cohort.finish()
+    assert len(rows) == 4 and all(r.mosaic and not r.volumes and not r.error for r in rows)
+    assert (tmp_path / "v.tsv").read_text().count("\n") == 1  # the header: 2D has no volumes

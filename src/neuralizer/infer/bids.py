@@ -288,7 +288,7 @@ def write_description(job: BidsJob, options, identity: dict[str, str], kind: str
     """``dataset_description.json`` (with ``GeneratedBy``, the model's ``identity`` and the
     seed), a ``.bidsignore`` for the cohort's table and report, and the label names of a label
     map."""
-    from neuralizer import __version__
+    from neuralizer.model.metadata import code_version
 
     source = json.loads((job.bids_dir / "dataset_description.json").read_text(encoding="utf-8"))
     description = {
@@ -297,7 +297,7 @@ def write_description(job: BidsJob, options, identity: dict[str, str], kind: str
         "DatasetType": "derivative",
         "GeneratedBy": [{
             "Name": "neuralizer",
-            "Version": __version__,
+            "Version": code_version(),
             "Description": f"in-context prediction ({kind}, desc-{job.desc}) from "
             f"{len(job.context_in) or 'preset'} example pairs with {identity['Model']}, "
             f"seed {options.seed}",

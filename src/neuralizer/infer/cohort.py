@@ -64,20 +64,16 @@ class Cohort:
                   task: str, outputs: Sequence[str] = ()) -> None:  # fmt: skip
         """Summarise a target whose results exist already: ``target`` a Loaded input, the
         prediction (and uncertainty) read back from their files."""
-        import nibabel as nib
+        from neuralizer.infer.io import read_input
 
-        from neuralizer.infer.io import suffix
-
-        if suffix(prediction) not in (".nii", ".nii.gz"):
-            self.fail(name, f"{prediction} exists; its statistics are not read back from 2D files")
-            return
-        result = nib.load(str(prediction))
+        result = read_input(prediction)
+        data = result.data[0]
         spread = None
         if uncertainty is not None and uncertainty.is_file():
-            spread = np.asarray(nib.load(str(uncertainty)).dataobj, np.float32)
-        data = np.asarray(result.dataobj)
+            spread = read_input(uncertainty).data[0]
         labels = tuple(int(v) for v in np.unique(data) if v != 0) if task == "labels" else ()
-        self._add(name, task, target.data[0], result.affine, data, spread, labels, outputs)
+        affine = None if result.image is None else result.image.affine
+        self._add(name, task, target.data[0], affine, data, spread, labels, outputs)
 
     def _add(self, name, task, image, affine, prediction, uncertainty, labels, outputs) -> None:
         volumes: tuple[StructureVolume, ...] = ()

@@ -78,6 +78,17 @@ def test_filters_and_planning(dataset, tmp_path, capsys):
         "sub-02_ses-01_T1w.nii.gz",
     ]
     assert job.desc == "brain"
+    example = dataset / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
+    label = dataset / "derivatives/manual/sub-01/anat/sub-01_desc-brain_mask.nii.gz"
+    job = plan_bids(dataset, tmp_path / "out", context_in=[str(example)],
+                    context_out=[str(label)], desc="wholeBrain")  # fmt: skip
+    assert len(job.targets) == 5 and example not in [t.path for t in job.targets]
+    assert job.targets[0].output("wholeBrain", "mask") == Path(
+        "sub-02/ses-01/anat/sub-02_ses-01_desc-wholeBrain_mask.nii.gz")  # fmt: skip
+    with pytest.raises(ValueError, match="letters and digits"):
+        plan_bids(dataset, tmp_path / "out", preset="skullstrip", desc="whole-brain")
+    assert main(["predict", "-o", str(tmp_path / "x.nii.gz"), "--preset", "skullstrip"]) == 2
+    assert "--bids" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not a recognized entity"):
         plan_bids(dataset, tmp_path / "out", target_filter=["colour=red"], preset="skullstrip")
     argv = ["predict", "--bids", str(dataset), "-o", str(dataset / "sub-01" / "out"),

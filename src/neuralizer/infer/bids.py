@@ -381,7 +381,7 @@ def run_bids(job: BidsJob, context, options, model, cohort) -> int:
             if files.prediction.is_file() and done.is_file():
                 skipped += 1
                 cohort.add_files(target.path.name, read_input(target.path), files.prediction,
-                                 files.uncertainty, kind, outputs)  # fmt: skip
+                                 files.uncertainty, context.outputs, outputs)  # fmt: skip
                 continue
             loaded, result = run_one(target.path, context, options, files, net)
             for key, text in texts.items():

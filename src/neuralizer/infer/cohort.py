@@ -61,9 +61,10 @@ class Cohort:
                   tuple(result.label_values), outputs)  # fmt: skip
 
     def add_files(self, name: str, target, prediction: Path, uncertainty: Path | None,
-                  task: str, outputs: Sequence[str] = ()) -> None:  # fmt: skip
+                  plan, outputs: Sequence[str] = ()) -> None:  # fmt: skip
         """Summarise a target whose results exist already: ``target`` a Loaded input, the
-        prediction (and uncertainty) read back from their files."""
+        prediction (and uncertainty) read back from their files, ``plan`` the context's
+        :class:`~neuralizer.infer.outputs.OutputPlan`."""
         from neuralizer.infer.io import read_input
 
         result = read_input(prediction)
@@ -71,9 +72,9 @@ class Cohort:
         spread = None
         if uncertainty is not None and uncertainty.is_file():
             spread = read_input(uncertainty).data[0]
-        labels = tuple(int(v) for v in np.unique(data) if v != 0) if task == "labels" else ()
         affine = None if result.image is None else result.image.affine
-        self._add(name, task, target.data[0], affine, data, spread, labels, outputs)
+        self._add(name, plan.kind, target.data[0], affine, data, spread, plan.label_values,
+                  outputs)  # fmt: skip
 
     def _add(self, name, task, image, affine, prediction, uncertainty, labels, outputs) -> None:
         volumes: tuple[StructureVolume, ...] = ()

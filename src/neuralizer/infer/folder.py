@@ -111,7 +111,7 @@ def run_folder(
                 skipped += 1
                 if cohort is not None and cohort.wanted:
                     cohort.add_files(path.name, read_input(path), files.prediction,
-                                     files.uncertainty, context.outputs.kind)  # fmt: skip
+                                     files.uncertainty, context.outputs)  # fmt: skip
                 continue
             loaded, result = run_one(path, context, options, files, model)
             if cohort is not None and cohort.wanted:

@@ -142,3 +142,20 @@ def test_2d_targets_get_a_report_row_and_no_volumes(identity_model, tmp_path):
     rows = cohort.finish()
     assert len(rows) == 4 and all(r.mosaic and not r.volumes and not r.error for r in rows)
     assert (tmp_path / "v.tsv").read_text().count("\n") == 1  # the header: 2D has no volumes
+
+
+def test_the_app_offers_the_volume_table_of_a_segmentation(noisy_cohort, identity_model, tmp_path):
+    from neuralizer.app.core import run_prediction
+
+    target = noisy_cohort / "targets" / "sub-00.nii.gz"
+    examples = [noisy_cohort / "examples" / "sub-05.nii.gz"]
+    labels = [noisy_cohort / "mask-05.nii.gz"]
+    prediction = run_prediction(identity_model, target, examples, labels, ensemble=1,
+                                align="none", seed=0, folder=tmp_path)  # fmt: skip
+    output, table = prediction.downloads
+    assert table.name == "sub-00_volumes.tsv"
+    row = table.read_text().splitlines()[1].split("\t")
+    mask = nib.load(output)
+    voxels = int(np.asarray(mask.dataobj).sum())
+    assert row[:2] == ["sub-00.nii.gz", "mask"] and int(row[4]) == voxels > 0
+    assert float(row[3]) == pytest.approx(voxels * voxel_volume_ml(mask.affine), rel=1e-5)

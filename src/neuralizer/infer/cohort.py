@@ -107,15 +107,19 @@ class Cohort:
             replace(row, volumes=tuple(next(flagged) for _ in row.volumes)) for row in self.rows
         ]
 
-    def finish(self) -> list[ReportRow]:
-        """Write the statistics table and the report (those asked for); the flagged rows."""
+    def finish(self, *, quiet: bool = False) -> list[ReportRow]:
+        """Write the statistics table and the report (those asked for) and say so (unless
+        ``quiet``); the flagged rows."""
         rows = self.flagged_rows()
         if self.statistics is not None:
             write_statistics(self.statistics, [v for row in rows for v in row.volumes])
-            print(f"wrote {self.statistics}")
         if self.report is not None:
             write_report(self.report, rows, self.title, self.notes)
-            print(f"wrote {self.report}")
+        if quiet:
+            return rows
+        for path in (self.statistics, self.report):
+            if path is not None:
+                print(f"wrote {path}")
         flagged = [row.target for row in rows if row.flags]
         if flagged:
             print(f"QC: {len(flagged)} of {len(rows)} targets flagged: {', '.join(flagged)}",

@@ -1,5 +1,7 @@
 """Fixtures for the cohort tests: a tiny random checkpoint, small synthetic heads, DICOM series."""
 
+import locale
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +65,21 @@ def write_dicom_series(image, folder: Path) -> Path:
         slice_k.SetMetaData("0020|0013", str(k + 1))
         slice_k.SetMetaData("0008|0018", f"{series}.3.{k + 1}")
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
-        writer.Execute(slice_k)
+        with kept_locale():
+            writer.Execute(slice_k)
     return folder
+
+
+@contextmanager
+def kept_locale():
+    """GDCM's DICOM writer sets the process's locale to "C" (Python then decodes text files as
+    ASCII): put it back, or every later test in the process reads text differently. (Reading a
+    series leaves the locale alone; only these tests write DICOM.)"""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 class IdentityModel(Neuralizer):

@@ -10,7 +10,7 @@ from neuralizer.cli import main
 from neuralizer.infer.io import read_input
 from neuralizer.infer.resources import input_size
 
-from .conftest import head, write_dicom_series
+from .conftest import head, kept_locale, write_dicom_series
 
 sitk = pytest.importorskip("SimpleITK")
 
@@ -92,7 +92,8 @@ def test_a_folder_of_two_series_is_refused_with_one_line(cohort, tmp_path, capsy
     for k, path in enumerate(sorted((tmp_path / "other").iterdir())):  # another series UID
         image = sitk.ReadImage(str(path))
         image.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1.43.2")
-        sitk.WriteImage(image, str(both / f"other{k:03d}.dcm"))
+        with kept_locale():
+            sitk.WriteImage(image, str(both / f"other{k:03d}.dcm"))
     argv = ["predict", "-i", str(both), "-o", str(tmp_path / "x.nii.gz"),
             "--context-in", str(cohort / "head1.nii.gz"),
             "--context-out", str(cohort / "mask1.nii.gz")]  # fmt: skip

@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,31 @@ def _tree(commit: str, into: Path) -> Path:
     return into
 
 
+def _busy(seconds: float = 3.0) -> float:
+    """Fraction of the machine's CPU time spent busy over ``seconds`` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def _wait_quiet(max_wait: float, threshold: float = 0.1) -> float:
+    """Wait (at most ``max_wait`` s) until the machine is idle to within ``threshold``; returns
+    the last busy fraction seen, which the report keeps beside each measurement."""
+    deadline = time.monotonic() + max_wait
+    busy = _busy()
+    while busy > threshold and time.monotonic() < deadline:
+        time.sleep(2.0)
+        busy = _busy()
+    return busy
+
+
 def _measure(tree: Path, job: str, threads: int, runs: int) -> dict:
     script, arguments = JOBS[job]
     command = [sys.executable, str(tree / "benchmarks" / script), *arguments]
@@ -67,6 +93,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3, help="forward passes per model worker")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S s for an idle machine before each measurement",
+    )
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     head = subprocess.run(
@@ -83,10 +116,14 @@ def main() -> None:
         for round_ in range(args.rounds):
             for job in args.jobs:
                 for version, tree in trees.items():
+                    busy = _wait_quiet(args.quiet_wait) if args.quiet_wait else None
                     result = _measure(tree, job, args.threads, args.runs)
+                    result["busy_before"] = busy
                     measured[job][version].append(result)
+                    shown = "not checked" if busy is None else f"{100 * busy:.0f}%"
                     print(f"round {round_ + 1} {job} {version}: {result['seconds']:.3f} s, "
-                          f"peak {result['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
+                          f"peak {result['peak_rss_mb']:.0f} MB, busy before: {shown}",
+                          flush=True)  # fmt: skip
     summary = {}
     for job, versions in measured.items():
         median = {v: statistics.median(r["seconds"] for r in rows) for v, rows in versions.items()}

@@ -1,10 +1,14 @@
 """``neuralizer.predict_volume``: 3D NIfTI volumes, slice by slice, in the target's native space.
 
-The target defines a *working grid*: RAS, isotropic at the model's voxel size, the model's H×W
-field of view in-plane centred on the target's foreground, and along the slice axis just the
-foreground's extent. Every volume is resampled onto it through its own affine (so any orientation
-works), predicted slice by slice (slices batched), and the maps are resampled back onto the
-target's original grid and header. Slices follow the training convention of
+The target defines a *working grid*: isotropic at the model's voxel size, the model's H×W field
+of view in-plane centred on the target's foreground, and along the slice axis just the
+foreground's extent. With ``align="affine"`` (the default) its axes are those of the MNI152
+common space, found by registering every scan once to it (:mod:`neuralizer.infer.align`), so
+slices are canonical coronal, axial or sagittal slices as in training, whatever the head's pose;
+with ``align="none"`` they are the target's world (RAS) axes. Every volume is resampled onto it
+through its own affine (so any orientation works) composed with its registration, predicted
+slice by slice (slices batched), and the maps are resampled back onto the target's original
+grid and header. Slices follow the training convention of
 ``neuralizer.data.subjects``: superior (anterior for axial) at the top, x running left to right.
 """
 
@@ -27,7 +31,12 @@ from neuralizer.infer.adapt import (
     adaptation_steps,
     plan_adaptation,
 )
-from neuralizer.infer.align import align_context, register_all
+from neuralizer.infer.align import (
+    align_context,
+    common_working_grid,
+    mni_transforms,
+    relative_transforms,
+)
 from neuralizer.infer.engine import (
     PredictResult,
     model_geometry,
@@ -61,6 +70,14 @@ def working_grid(
     mask = foreground(target.data[0])
     index = np.argwhere(mask).astype(np.float64)
     world = index @ target.image.affine[:3, :3].T + target.image.affine[:3, 3]
+    return grid_around(world, voxel_size_mm, image_size, axis)
+
+
+def grid_around(
+    world: np.ndarray, voxel_size_mm: float, image_size: tuple[int, int], axis: int
+) -> Grid:
+    """Grid on the world axes at ``voxel_size_mm`` around the points ``world`` (P×3, mm):
+    ``image_size`` (H, W) in-plane around their mean, their extent plus 5 voxels along ``axis``."""
     centre = world.mean(axis=0)
     lo, hi = world.min(axis=0), world.max(axis=0)
     in_plane = [a for a in range(3) if a != axis]
@@ -110,8 +127,9 @@ def predict_volume(
         axis: slice direction, "coronal" (the training default), "axial" or "sagittal"; or
             "all": the three directions in turn (one registration), their maps averaged, which
             is more accurate for small structures and takes three times the prediction time.
-        align: "affine" (register each context input to the target; the default), or "none"
-            (trust that the context already lies in the target's world space).
+        align: "affine" (the default: register the target and each context input once to the
+            MNI152 common space, and predict on MNI-aligned slices), or "none" (trust that the
+            context already lies in the target's world space; slices on its world axes).
         batch_size: target slices per forward pass. progress: show a progress bar.
         max_memory: bytes (or "8G", "inf") one forward pass may use, as in :func:`predict`.
         adapt: K > 0 fine-tunes a copy of the model for K steps on 2D slices of the context
@@ -141,16 +159,24 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     voxel_size_mm, image_size = geometry.voxel_size_mm, geometry.image_size
     views = ALL_VIEWS if options.axis == "all" else (options.axis,)
     check_prediction(plan, net)  # the resource plan, before any working array exists
-    grids = [working_grid(target_l, voxel_size_mm, image_size, AXES[v]) for v in views]
-    adapt_config = plan_adaptation(net, options, len(c_in), image_size)
-    works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
-    transforms = None  # world-space registrations, shared by every view
     mode, seed = options.align, options.seed
-    if mode == "affine":
-        transforms = register_all(works[0][0], grids[0].affine, c_in, seed=seed)
-    steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm (RAS), {v} slices"
+    adapt_config = plan_adaptation(net, options, len(c_in), image_size)
+    transforms, alignment = None, None  # world-space maps target -> examples, shared by views
+    if mode == "affine":  # one registration per scan to MNI152 (cached), composed
+        alignment, *examples = mni_transforms([target_l, *c_in], seed=seed)
+        transforms = relative_transforms(alignment, examples)
+        grids = [common_working_grid(target_l, alignment.matrix, voxel_size_mm, image_size,
+                                     AXES[v]) for v in views]  # fmt: skip
+        space = "MNI152-aligned"
+    else:
+        grids = [working_grid(target_l, voxel_size_mm, image_size, AXES[v]) for v in views]
+        space = "RAS"
+    works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
+    steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm ({space}), {v} slices"
              for v, g in zip(views, grids, strict=True)]  # fmt: skip
     steps += [f"alignment: {mode}"]
+    if alignment is not None:
+        steps += [f"target to MNI152: {alignment.describe()}"]
     discrete = outputs.kind != "image"
     all_pairs = [
         align_context(mode, target_work[0], grid, c_in, c_out, discrete=discrete, seed=seed,
@@ -180,6 +206,7 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
         nifti_like(result, reference), _nifti_or_none(uncertainty, reference),
         _nifti_or_none(probabilities, reference), outputs.kind, outputs.label_values,
         tuple(steps), adapt_seconds=None if adapted is None else adapted.seconds,
+        alignment=alignment,
     )  # fmt: skip
 
 

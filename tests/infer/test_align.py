@@ -109,7 +109,7 @@ def test_transforms_between_scans_are_compositions():
     assert np.allclose(relative @ (target.matrix @ mni_point), example.matrix @ mni_point)
 
 
-def test_folder_mode_registers_each_scan_once(registrations, tmp_path, tiny_checkpoint):
+def test_folder_mode_registers_each_scan_once(registrations, tmp_path, tiny_checkpoint, capsys):
     """N targets with the same L examples: L + N registrations, not L × N; later, in the same
     process, a target that is one of the examples registers nothing again."""
     _, calls = registrations
@@ -133,6 +133,34 @@ def test_folder_mode_registers_each_scan_once(registrations, tmp_path, tiny_chec
     argv = ["predict", "-i", str(files[0]), "-o", str(tmp_path / "self.nii.gz"), "--model",
             str(tiny_checkpoint), "--batch-size", "64", *context]  # fmt: skip
     assert main(argv) == 0 and len(calls) == 5
+    # the one-line summary states the rotation found for the target
+    assert "target to MNI152: brain template, rotation 0.0°" in capsys.readouterr().out
+
+
+def test_qc_draws_the_template_brain_where_the_registration_put_it(registrations, tmp_path):
+    from neuralizer.data.people import dice, mni_brain_mask
+    from neuralizer.data.space import common_grid
+    from neuralizer.infer.qc import _views, save_qc, template_brain
+
+    grid = common_grid(2.0)
+    still = template_brain(np.eye(4), grid.shape, grid.affine)
+    assert dice(still > 0, mni_brain_mask(grid)) > 0.99
+    moved = template_brain(MOTION, grid.shape, MOTION @ grid.affine)  # the grid moved with it
+    assert dice(moved > 0, still > 0) > 0.99
+    poses, _ = registrations
+    image, labels = phantom_volume(SHAPE, seed=0)
+    target = _moved(image, MOTION, order=1)
+    poses[target.affine.tobytes()] = MOTION
+    mask = _moved((labels == 7).astype(np.uint8), MOTION, order=0)
+    model = oracle(ContextMeanModel)
+    loaded = Loaded("target.nii.gz", np.asarray(target.dataobj)[None], target)
+    for mode in ("affine", "none"):
+        result = neuralizer.predict_volume(target, [target], [mask], model=model, align=mode)
+        outlines = [outline for *_, outline in _views(loaded, result)]
+        assert all((o is not None and o.any()) if mode == "affine" else o is None
+                   for o in outlines)  # fmt: skip
+        save_qc(tmp_path / f"{mode}.png", loaded, result)
+        assert (tmp_path / f"{mode}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_scan_that_cannot_be_registered_is_named():

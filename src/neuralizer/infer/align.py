@@ -184,7 +184,8 @@ def common_working_grid(
     is the one :func:`~neuralizer.infer.volume.grid_around` draws around the target's
     foreground carried into MNI space, restricted to the training crop (the model never saw
     the neck or shoulders below it): ``image_size`` in-plane, the foreground's extent along
-    ``axis``, at most :data:`~neuralizer.data.space.CROP_MM` long.
+    ``axis``, at most :data:`~neuralizer.data.space.CROP_MM` long; its voxel centres lie on
+    the common grid's lattice at ``voxel_size_mm``.
     """
     from neuralizer.infer.volume import grid_around
 
@@ -196,4 +197,10 @@ def common_working_grid(
     lo = np.asarray(CROP_ORIGIN_MM)
     inside = np.all((mni >= lo) & (mni <= lo + np.asarray(CROP_MM)), axis=1)
     grid = grid_around(mni[inside] if inside.any() else mni, voxel_size_mm, image_size, axis)
-    return Grid(grid.shape, to_target @ grid.affine)
+    # Voxel centres on the training lattice (the common grid's, at this voxel size): the same
+    # head in two poses is then cut at the same places, not half a voxel apart.
+    lattice = np.asarray(CROP_ORIGIN_MM) + voxel_size_mm / 2
+    snapped = grid.affine.copy()
+    steps = np.round((grid.affine[:3, 3] - lattice) / voxel_size_mm)
+    snapped[:3, 3] = lattice + steps * voxel_size_mm
+    return Grid(grid.shape, to_target @ snapped)

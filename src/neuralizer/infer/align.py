@@ -8,6 +8,11 @@
   (:func:`relative_transforms`): L + N registrations for L examples and N targets, not L × N.
   The transforms are cached per file content (:func:`mni_transforms`), so folder mode registers
   each example once.
+- "deformable": "affine", then each context pair registered deformably to the target on the
+  working grid (:func:`deform_pairs`, the B-spline stage of the atlas baseline,
+  :func:`neuralizer.data.register.register_bspline`): the examples' labels then lie close to
+  the target's anatomy and the model corrects what the registration missed. It costs L
+  registrations per target (and view), which no cache saves.
 - "none": each pair is resampled through its own affine onto a grid on the target's world axes,
   trusting that it already lies in the target's world space (same scanner session, or already
   registered; 2D images are never aligned).
@@ -204,3 +209,40 @@ def common_working_grid(
     steps = np.round((grid.affine[:3, 3] - lattice) / voxel_size_mm)
     snapped[:3, 3] = lattice + steps * voxel_size_mm
     return Grid(grid.shape, to_target @ snapped)
+
+
+def deform_pairs(
+    fixed: np.ndarray,
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    voxel_size_mm: float,
+    *,
+    discrete: bool,
+    seed: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each pair (input C×X×Y×Z, output 1×X×Y×Z, on the working grid) warped onto ``fixed``
+    (the target's first channel, X×Y×Z, on the same grid) by a B-spline registration of its
+    first input channel; outputs by nearest neighbour when ``discrete``. The registrations run
+    side by side on as many threads as torch may use, each single-threaded."""
+    import torch
+
+    from neuralizer.data.register import register_bspline, resample_with_transform, to_sitk
+
+    # The grid's own axes (its voxels are cubes of voxel_size_mm, whatever its world affine).
+    spacing = np.diag([voxel_size_mm] * 3 + [1.0])
+    grid = Grid(tuple(fixed.shape), spacing)  # type: ignore[arg-type]
+
+    def one(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        pair_in, pair_out = pair
+        transform = register_bspline(to_sitk(fixed, spacing), to_sitk(pair_in[0], spacing),
+                                     seed=seed)  # fmt: skip
+        warped_in = [resample_with_transform(c, spacing, transform, grid, order=1)
+                     for c in pair_in]  # fmt: skip
+        warped_out = resample_with_transform(pair_out[0], spacing, transform, grid,
+                                             order=0 if discrete else 1)  # fmt: skip
+        return np.stack(warped_in).astype(np.float32), warped_out[None].astype(np.float32)
+
+    from neuralizer.data.register import single_threaded_itk
+
+    workers = max(1, min(len(pairs), torch.get_num_threads()))
+    with single_threaded_itk(), ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, pairs))

@@ -221,7 +221,7 @@ def prediction_memory(
             check_field_of_view(size)
         height, width = geometry.image_size
         views = AXES if options.axis == "all" else (options.axis,)  # AXES: in voxel-axis order
-        common = getattr(options, "align", "none") == "affine"
+        common = getattr(options, "align", "none") in ("affine", "deformable")
         slices = [working_slices(target, geometry.voxel_size_mm, AXES.index(v),
                                  common_space=common) for v in views]  # fmt: skip
         grid = max(slices) * height * width

@@ -34,6 +34,7 @@ from neuralizer.infer.adapt import (
 from neuralizer.infer.align import (
     align_context,
     common_working_grid,
+    deform_pairs,
     mni_transforms,
     relative_transforms,
 )
@@ -129,7 +130,9 @@ def predict_volume(
             is more accurate for small structures and takes three times the prediction time.
         align: "affine" (the default: register the target and each context input once to the
             MNI152 common space, and predict on MNI-aligned slices), or "none" (trust that the
-            context already lies in the target's world space; slices on its world axes).
+            context already lies in the target's world space; slices on its world axes), or
+            "deformable": "affine", then each context pair registered deformably (B-spline) to
+            the target on the working grid, L more registrations per target and view.
         batch_size: target slices per forward pass. progress: show a progress bar.
         max_memory: bytes (or "8G", "inf") one forward pass may use, as in :func:`predict`.
         adapt: K > 0 fine-tunes a copy of the model for K steps on 2D slices of the context
@@ -162,7 +165,7 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     mode, seed = options.align, options.seed
     adapt_config = plan_adaptation(net, options, len(c_in), image_size)
     transforms, alignment = None, None  # world-space maps target -> examples, shared by views
-    if mode == "affine":  # one registration per scan to MNI152 (cached), composed
+    if mode in ("affine", "deformable"):  # one registration per scan to MNI152, composed
         alignment, *examples = mni_transforms([target_l, *c_in], seed=seed)
         transforms = relative_transforms(alignment, examples)
         grids = [common_working_grid(target_l, alignment.matrix, voxel_size_mm, image_size,
@@ -179,10 +182,16 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
         steps += [f"target to MNI152: {alignment.describe()}"]
     discrete = outputs.kind != "image"
     all_pairs = [
-        align_context(mode, target_work[0], grid, c_in, c_out, discrete=discrete, seed=seed,
-                      transforms=transforms)
+        align_context("none" if transforms is None else "affine", target_work[0], grid, c_in,
+                      c_out, discrete=discrete, seed=seed, transforms=transforms)
         for grid, target_work in zip(grids, works, strict=True)
     ]  # fmt: skip
+    if mode == "deformable":
+        all_pairs = [
+            deform_pairs(work[0], pairs, voxel_size_mm, discrete=discrete, seed=seed)
+            for work, pairs in zip(works, all_pairs, strict=True)
+        ]
+        steps += [f"deformable: {len(c_in)} B-spline registrations per view"]
     adapted = None
     if adapt_config is not None:
         axes = [AXES[v] for v in views]

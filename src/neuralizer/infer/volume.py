@@ -164,16 +164,8 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     check_prediction(plan, net)  # the resource plan, before any working array exists
     mode, seed = options.align, options.seed
     adapt_config = plan_adaptation(net, options, len(c_in), image_size)
-    transforms, alignment = None, None  # world-space maps target -> examples, shared by views
-    if mode in ("affine", "deformable"):  # one registration per scan to MNI152, composed
-        alignment, *examples = mni_transforms([target_l, *c_in], seed=seed)
-        transforms = relative_transforms(alignment, examples)
-        grids = [common_working_grid(target_l, alignment.matrix, voxel_size_mm, image_size,
-                                     AXES[v]) for v in views]  # fmt: skip
-        space = "MNI152-aligned"
-    else:
-        grids = [working_grid(target_l, voxel_size_mm, image_size, AXES[v]) for v in views]
-        space = "RAS"
+    grids, transforms, alignment = working_grids(target_l, c_in, mode, seed, geometry, views)
+    space = "RAS" if alignment is None else "MNI152-aligned"
     works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
     steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm ({space}), {v} slices"
              for v, g in zip(views, grids, strict=True)]  # fmt: skip
@@ -217,6 +209,23 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
         tuple(steps), adapt_seconds=None if adapted is None else adapted.seconds,
         alignment=alignment,
     )  # fmt: skip
+
+
+def working_grids(
+    target: Loaded, context_in: list[Loaded], mode: str, seed: int, geometry, views: Sequence[str]
+) -> tuple[list[Grid], list[np.ndarray] | None, Any]:
+    """The working grid of each view, the 4×4 maps from the target's world to each example's
+    (None for ``mode`` "none") and the target's MNI transform (None for "none").
+
+    "affine" and "deformable" register the target and every example once to MNI152 (cached
+    per content) and compose; the grids lie on MNI's axes."""
+    voxel_size_mm, image_size = geometry.voxel_size_mm, geometry.image_size
+    if mode == "none":
+        return [working_grid(target, voxel_size_mm, image_size, AXES[v]) for v in views], None, None
+    alignment, *examples = mni_transforms([target, *context_in], seed=seed)
+    grids = [common_working_grid(target, alignment.matrix, voxel_size_mm, image_size, AXES[v])
+             for v in views]  # fmt: skip
+    return grids, relative_transforms(alignment, examples), alignment
 
 
 def adapt_on_slices(

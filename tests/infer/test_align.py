@@ -83,6 +83,7 @@ def test_the_working_grid_follows_the_common_space(registrations):
     """For a scan already in MNI space it is the grid of align="none" moved onto the common
     grid's lattice (by at most half a voxel); for the same head moved, that grid moved with it:
     its axes are MNI's carried into the target's world."""
+    from neuralizer.infer.resources import loaded_size, working_slices
     from neuralizer.infer.volume import working_grid
 
     image, _ = phantom_volume(SHAPE, seed=0)
@@ -102,6 +103,9 @@ def test_the_working_grid_follows_the_common_space(registrations):
         centre = [(n - 1) / 2 for n in found.shape] + [1]
         assert np.linalg.norm(found.affine @ centre - expected @ centre) < 2.0
         assert abs(found.shape[axis] - plain.shape[axis]) <= 2
+        # the resource plan's bound, from the header alone, holds for the grid made
+        size = loaded_size(moved)
+        assert found.shape[axis] <= working_slices(size, 2.0, axis, common_space=True)
 
 
 def test_transforms_between_scans_are_compositions():

@@ -121,3 +121,35 @@ def test_cli_2d_png_and_npy(tmp_path, tiny_checkpoint):
             str(tmp_path / "bin_out.npy")]  # fmt: skip
     assert main(argv) == 0
     assert np.asarray(Image.open(tmp_path / "r.png")).shape == (48, 48)
+
+
+def test_ensemble_runs_each_drawn_pair_once(monkeypatch, make_inputs):
+    """Bootstrap passes give each distinct drawn pair to the model once, with its count: fewer
+    members, the same means as the pairs repeated (1e-5), and the same draws and affines."""
+    from neuralizer.model import ModelConfig, Neuralizer
+
+    torch.manual_seed(3)
+    config = ModelConfig(channels=8, stages=3)
+    model = Neuralizer(config).eval()
+    target_in, context_in, context_out = make_inputs(3, 6, 32, config, seed=9)
+    seen = []
+    forward = model.forward
+    monkeypatch.setattr(
+        model, "forward", lambda *a, **k: seen.append(a[1].shape[1]) or forward(*a, **k)
+    )
+
+    def run():
+        generator = torch.Generator().manual_seed(4)
+        ensemble = EnsembleConfig(passes=5)
+        return run_ensemble(model, target_in, context_in, context_out, config=ensemble,
+                            generator=generator)  # fmt: skip
+
+    mean, sd = run()
+    once = list(seen)
+    seen.clear()
+    monkeypatch.setattr(torch, "unique", lambda pick, **_: (pick, torch.ones_like(pick)))
+    mean_repeated, sd_repeated = run()
+    assert seen == [6] * 5 and all(n <= 6 for n in once) and sum(once) < sum(seen)
+    torch.testing.assert_close(mean, mean_repeated, rtol=1e-5, atol=1e-6)
+    # sqrt(E[x²] - mean²) turns 1e-9 of rounding in a near-zero variance into 3e-5
+    torch.testing.assert_close(sd, sd_repeated, rtol=1e-4, atol=2e-4)

@@ -34,3 +34,28 @@ def test_fast_path_is_chosen_only_without_autograd(monkeypatch, make_inputs):
     assert calls == [1]
     with pytest.raises(ValueError, match="inference-only"):
         model(*inputs, fast=True)
+
+
+@pytest.mark.parametrize("chunk_bytes", [fast_module.CHUNK_BYTES, 4096])
+def test_counts_equal_repeating_the_pairs(chunk_bytes, monkeypatch, make_inputs):
+    """An ensemble's draw with replacement: each distinct pair once, with its multiplicity, gives
+    the plain form's result on the pairs repeated (1e-5 relative); bad counts are refused."""
+    monkeypatch.setattr(fast_module, "CHUNK_BYTES", chunk_bytes)
+    torch.manual_seed(2)
+    config = ModelConfig(channels=16, stages=4)
+    model = Neuralizer(config).eval()
+    target_in, context_in, context_out = make_inputs(2, 4, 32, config, seed=5)
+    pick = torch.tensor([2, 0, 2, 3, 2, 0])
+    drawn, counts = torch.unique(pick, return_counts=True)
+    with torch.inference_mode():
+        repeated = model(target_in, context_in[:, pick], context_out[:, pick], fast=False)
+        once = model(target_in, context_in[:, drawn], context_out[:, drawn], counts=counts)
+        unweighted = model(target_in, context_in[:, drawn], context_out[:, drawn])
+        for bad in (torch.tensor([1, 2]), torch.tensor([1, 0, 2]), torch.tensor([1, -1, 2])):
+            with pytest.raises(ValueError, match="counts"):
+                model(target_in, context_in[:, drawn], context_out[:, drawn], counts=bad)
+    scale = repeated.abs().max()
+    assert ((once - repeated).abs().max() / scale).item() <= 1e-5
+    assert ((unweighted - repeated).abs().max() / scale).item() > 1e-3  # the counts matter
+    with pytest.raises(ValueError, match="fast path"):
+        model(target_in, context_in[:, drawn], context_out[:, drawn], counts=counts)

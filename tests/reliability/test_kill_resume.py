@@ -298,7 +298,10 @@ def test_sigkill_evaluation_then_rerun_skips_finished_and_redoes_the_rest(tmp_pa
     counts = []
 
     def finished() -> int:
-        return len(read_rows(killed.output, repair=False))
+        try:  # read while the run replaces the file (it may briefly be absent)
+            return len(read_rows(killed.output, repair=False))
+        except FileNotFoundError:
+            return 0
 
     for cycle in range(EVAL_CYCLES):
         process = forkserver.Process(target=_eval_run, args=(killed,))

@@ -165,6 +165,14 @@ def run_prediction(
     files = OutputFiles(output, uncertainty=uncertainty)
     loaded, result = run_one((target,), context, options, files, model, progress=True)
     downloads = [output] + ([uncertainty] if uncertainty is not None else [])
+    if loaded.image is not None and result.task != "image":  # the volume of each structure
+        from neuralizer.infer.cohort import Cohort
+
+        table = run_folder / output_name(target, "volumes").replace(".nii.gz", ".tsv")
+        cohort = Cohort(statistics=table)
+        cohort.add(Path(target).name, loaded.data, loaded.image.affine, result)
+        cohort.finish(quiet=True)
+        downloads.append(table)
     return Prediction(loaded, context.context_in, context.context_out, result, downloads)
 
 

@@ -195,8 +195,9 @@ def _result_column() -> dict:
                               columns=EXAMPLE_PAIRS, height=280, object_fit="contain",
                               format="png", buttons=["fullscreen"], interactive=False,
                               elem_id="context-gallery")  # fmt: skip
-    c["downloads"] = gr.File(label="Download (NIfTI on your scan's grid)", file_count="multiple",
-                             interactive=False, elem_id="downloads")  # fmt: skip
+    c["downloads"] = gr.File(label="Download (NIfTI on your scan's grid; volumes as TSV)",
+                             file_count="multiple", interactive=False,
+                             elem_id="downloads")  # fmt: skip
     return c
 
 

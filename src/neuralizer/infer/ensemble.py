@@ -75,11 +75,13 @@ def _forward_batches(
     batch_size: int,
     step: Callable[[int], None] | None,
     max_memory: float | None = None,
+    counts: Tensor | None = None,
 ) -> Tensor:
     """Model output (clamped) for N target slices, each with its own L context pairs.
 
     ``target_in`` N×Cin×H×W, ``context_in`` N×L×Cin×H×W, ``context_out`` N×L×Cout×H×W;
-    ``max_memory`` (bytes) is the model's limit per pass (None: the memory available now).
+    ``max_memory`` (bytes) is the model's limit per pass (None: the memory available now);
+    ``counts``: each pair's multiplicity (see ``Neuralizer.forward``).
     """
     device = next(model.parameters()).device
     target_in, (height, width) = pad_to_multiple(target_in, model.config.size_multiple)
@@ -93,6 +95,7 @@ def _forward_batches(
             context_in[part].to(device),
             context_out[part].to(device),
             max_memory=max_memory,
+            counts=counts,
         )
         outputs.append(clamp_output(raw).float().cpu())
         if step is not None:
@@ -127,13 +130,16 @@ def run_ensemble(
     with torch.inference_mode():
         for _ in range(config.passes):
             c_in, c_out, x = context_in, context_out, target_in
-            matrix = None
+            matrix = counts = None
             if config.passes > 1:
                 pick = torch.randint(n_context, (n_context,), generator=generator)
-                c_in, c_out = context_in[:, pick], context_out[:, pick]
+                # A draw with replacement repeats pairs: each distinct pair runs once, counted
+                # as often as it was drawn (the same function, about 1/(1 - 1/e) less work).
+                drawn, counts = torch.unique(pick, return_counts=True)
+                c_in, c_out = context_in[:, drawn], context_out[:, drawn]
                 matrix = random_affine(config, generator)
                 x = warp(target_in, matrix)
-            out = _forward_batches(model, x, c_in, c_out, batch_size, step, max_memory)
+            out = _forward_batches(model, x, c_in, c_out, batch_size, step, max_memory, counts)
             if matrix is not None:
                 out = warp(out, torch.linalg.inv(matrix))
             total += out

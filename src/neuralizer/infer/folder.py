@@ -18,20 +18,29 @@ from pathlib import Path
 
 from neuralizer.errors import USER_ERRORS
 from neuralizer.files import remove_stale_temporaries
-from neuralizer.infer.io import SUFFIXES, suffix
+from neuralizer.infer.io import SUFFIXES, read_input, suffix
 from neuralizer.infer.plan import Context, PredictOptions
 from neuralizer.infer.run import OutputFiles, run_one
 
 
 def folder_targets(folder: Path) -> list[Path]:
-    """Files of ``folder`` with a supported extension, sorted (hidden files skipped)."""
+    """Files of ``folder`` with a supported extension and its folders that hold a DICOM series,
+    sorted (hidden ones skipped)."""
+    from neuralizer.infer.dicom import is_dicom_folder
+
     files = [
         p for p in sorted(folder.iterdir())
-        if p.is_file() and not p.name.startswith(".") and suffix(p) in SUFFIXES
+        if not p.name.startswith(".")
+        and ((p.is_file() and suffix(p) in SUFFIXES) or is_dicom_folder(p))
     ]  # fmt: skip
     if not files:
         raise FileNotFoundError(f"{folder} holds no {', '.join(SUFFIXES)} files")
     return files
+
+
+def output_name(target: Path) -> str:
+    """The file name of a target's results: its own, or ``<folder>.nii.gz`` for a DICOM series."""
+    return f"{target.name}.nii.gz" if target.is_dir() else target.name
 
 
 def inside(folder: Path, name: str) -> Path:
@@ -74,17 +83,21 @@ def run_folder(
     options: PredictOptions,
     extras: dict[str, Path | None],
     model,
+    *,
+    cohort=None,
 ) -> int:
     """Predict every file of ``targets`` (from :func:`check_folders`) into ``out_dir``, with
-    companions in the ``extras`` folders; 1 if any failed, else 0."""
+    companions in the ``extras`` folders; 1 if any failed, else 0. A
+    :class:`~neuralizer.infer.cohort.Cohort` given as ``cohort`` summarises every target (the
+    caller writes its files)."""
     from tqdm.auto import tqdm
 
     from neuralizer.infer.engine import resolve_model
 
     model = resolve_model(model, options.device)  # context checked, targets listed
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [p.name for p in targets] + [
-        Path(p.name).with_suffix("").stem + ".png" for p in targets
+    names = [output_name(p) for p in targets] + [
+        Path(output_name(p)).with_suffix("").stem + ".png" for p in targets
     ]
     for folder in [out_dir, *(f for f in extras.values() if f is not None)]:
         remove_stale_temporaries(folder, names)  # left by a kill mid-write
@@ -92,13 +105,22 @@ def run_folder(
     skipped = 0
     for path in tqdm(targets, unit="scan", disable=not sys.stderr.isatty()):
         try:
-            files = OutputFiles(inside(out_dir, path.name), **_named(extras, path.name))
+            name = output_name(path)
+            files = OutputFiles(inside(out_dir, name), **_named(extras, name))
             if files.prediction.is_file():
                 skipped += 1
+                if cohort is not None and cohort.wanted:
+                    cohort.add_files(path.name, read_input(path), files.prediction,
+                                     files.uncertainty, context.outputs)  # fmt: skip
                 continue
-            run_one(path, context, options, files, model)
+            loaded, result = run_one(path, context, options, files, model)
+            if cohort is not None and cohort.wanted:
+                affine = None if loaded.image is None else loaded.image.affine
+                cohort.add(path.name, loaded.data, affine, result, [str(files.prediction)])
         except USER_ERRORS as error:
             failed.append((path.name, str(error)))
+            if cohort is not None:
+                cohort.fail(path.name, str(error))
     done = len(targets) - len(failed) - skipped
     print(f"predicted {done} of {len(targets)} files into {out_dir}")
     if skipped:

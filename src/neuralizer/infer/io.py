@@ -1,4 +1,5 @@
-"""Reading and writing the files ``neuralizer predict`` takes: NIfTI, NPY and PNG.
+"""Reading and writing the files ``neuralizer predict`` takes: NIfTI, NPY and PNG, and (read
+only) a folder holding one DICOM series (:mod:`neuralizer.infer.dicom`).
 
 A file may hold up to three input channels (NIfTI with a 4th dimension ≤ 3, NPY C×H×W, RGB PNG),
 or several files may be joined into them (``infer.paths``: ``-i T1.nii.gz + T2.nii.gz``, a tuple
@@ -71,12 +72,17 @@ def check_affine(affine: np.ndarray, name: str) -> None:
 
 
 def check_file(path: Path) -> None:
-    """FileNotFoundError or ValueError unless ``path`` is a readable file of a type we read."""
+    """FileNotFoundError or ValueError unless ``path`` is a readable file of a type we read
+    (or a folder holding DICOM files)."""
     check_name(path, "input")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
-        raise ValueError(f"{path} is a folder, not an image file")
+        from neuralizer.infer.dicom import is_dicom_folder
+
+        if is_dicom_folder(path):
+            return
+        raise ValueError(f"{path} is a folder, not an image file (nor a DICOM series)")
     if suffix(path) not in SUFFIXES:
         raise ValueError(f"{path}: unsupported file type; use one of {', '.join(SUFFIXES)}")
     try:
@@ -156,7 +162,14 @@ def read_input(spec: Spec) -> Loaded:
     arrays, image = [], None
     for path in parts:
         check_file(path)
-        if suffix(path) in NIFTI:
+        if path.is_dir():  # a DICOM series (check_file)
+            from neuralizer.infer.dicom import read_dicom_series
+
+            volume, nifti = read_dicom_series(path)
+            data = real_float32(volume, str(path))[None]
+            check_affine(nifti.affine, str(path))
+            image = image or nifti
+        elif suffix(path) in NIFTI:
             data, nifti = _read_nifti(path)
             image = image or nifti
         else:

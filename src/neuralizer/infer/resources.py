@@ -73,6 +73,14 @@ def _nifti_size(path: Path) -> InputSize:
                      voxels * _FLOAT, voxels * (itemsize + 8))  # fmt: skip
 
 
+def _dicom_size(path: Path) -> InputSize:
+    from neuralizer.infer.dicom import dicom_header
+
+    shape, affine = dicom_header(path)
+    voxels = math.prod(shape)
+    return InputSize(str(path), shape, 1, affine, voxels * _FLOAT, voxels * (8 + 8))
+
+
 def _npy_size(path: Path) -> InputSize:
     try:
         check_npy_size(path)
@@ -114,7 +122,9 @@ def input_size(spec: Spec) -> InputSize:
     for path in input_files(spec):
         check_file(path)
         kind = suffix(path)
-        if kind in NIFTI:
+        if path.is_dir():  # a DICOM series (check_file)
+            sizes.append(_dicom_size(path))
+        elif kind in NIFTI:
             sizes.append(_nifti_size(path))
         elif kind == ".npy":
             sizes.append(_npy_size(path))

@@ -234,3 +234,10 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def code_version() -> str:
+    """The version of this code (``neuralizer.__version__``), for records of what made a file."""
+    from neuralizer import __version__
+
+    return __version__

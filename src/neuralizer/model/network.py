@@ -124,6 +124,7 @@ class Neuralizer(nn.Module):
         fast: bool | None = None,
         max_memory: float | None = None,
         split: bool = False,
+        counts: Tensor | None = None,
     ) -> Tensor:
         """B×Cin×H×W, B×L×Cin×H×W, B×L×Cout×H×W → B×Cout×H×W (no output activation).
 
@@ -133,11 +134,15 @@ class Neuralizer(nn.Module):
         memory available now; ``math.inf``: not checked here, for callers that checked the whole
         job up front) — a ``MemoryLimitError``, also a ValueError. ``split``: the plain form's
         blocks by the exact split algebra (:meth:`PairwiseConvAvg.split_forward`), differentiable,
-        for training.
+        for training. ``counts`` (fast path only): how many times each of the L pairs counts in
+        the context's means, the same function as the pairs repeated that many times (an
+        ensemble's draw with replacement computes each drawn pair once).
         """
         fast = check_forward(self, target_in, context_in, context_out, fast, max_memory)
+        if counts is not None and not fast:
+            raise ValueError("counts needs the fast path (inference under torch.no_grad())")
         if fast:
-            return fast_path.fast_forward(self, target_in, context_in, context_out)
+            return fast_path.fast_forward(self, target_in, context_in, context_out, counts)
         return self.plain_forward(target_in, context_in, context_out, split=split)
 
     def plain_forward(

@@ -24,6 +24,7 @@ and the slice-direction experiment, which register examples to a target of their
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -169,6 +170,23 @@ def mni_transforms(items: list[Loaded], *, seed: int = 0) -> list[MniTransform]:
         return [found[k] if k in found else _cache[k] for k in keys]
 
 
+def grid_around(
+    world: np.ndarray, voxel_size_mm: float, image_size: tuple[int, int], axis: int
+) -> Grid:
+    """Grid on the world axes at ``voxel_size_mm`` around the points ``world`` (P×3, mm):
+    ``image_size`` (H, W) in-plane around their mean, their extent plus 5 voxels along ``axis``."""
+    centre = world.mean(axis=0)
+    lo, hi = world.min(axis=0), world.max(axis=0)
+    in_plane = [a for a in range(3) if a != axis]
+    shape = [0, 0, 0]
+    shape[in_plane[0]], shape[in_plane[1]] = image_size[1], image_size[0]  # W, H
+    shape[axis] = int(math.ceil((hi[axis] - lo[axis]) / voxel_size_mm)) + 5
+    centre[axis] = (lo[axis] + hi[axis]) / 2
+    affine = np.diag([voxel_size_mm] * 3 + [1.0])
+    affine[:3, 3] = centre - voxel_size_mm * (np.asarray(shape) - 1) / 2
+    return Grid(shape=tuple(shape), affine=affine)  # type: ignore[arg-type]
+
+
 def relative_transforms(target: MniTransform, examples: list[MniTransform]) -> list[np.ndarray]:
     """4×4 maps from the target's world to each example's world (RAS, mm): target -> MNI ->
     example, the composition of the two registrations."""
@@ -186,14 +204,12 @@ def common_working_grid(
     """The working grid on MNI axes, returned with its voxel-to-target-world affine.
 
     ``to_target`` maps MNI world to the target's world (:attr:`MniTransform.matrix`). The grid
-    is the one :func:`~neuralizer.infer.volume.grid_around` draws around the target's
+    is the one :func:`grid_around` draws around the target's
     foreground carried into MNI space, restricted to the training crop (the model never saw
     the neck or shoulders below it): ``image_size`` in-plane, the foreground's extent along
     ``axis``, at most :data:`~neuralizer.data.space.CROP_MM` long; its voxel centres lie on
     the common grid's lattice at ``voxel_size_mm``.
     """
-    from neuralizer.infer.volume import grid_around
-
     index = np.argwhere(foreground(target.data[0])).astype(np.float64)
     affine = np.asarray(target.image.affine, np.float64)
     world = index @ affine[:3, :3].T + affine[:3, 3]

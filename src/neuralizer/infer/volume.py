@@ -14,7 +14,6 @@ grid and header. Slices follow the training convention of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from neuralizer.infer.align import (
     align_context,
     common_working_grid,
     deform_pairs,
+    grid_around,
     mni_transforms,
     relative_transforms,
 )
@@ -72,23 +72,6 @@ def working_grid(
     index = np.argwhere(mask).astype(np.float64)
     world = index @ target.image.affine[:3, :3].T + target.image.affine[:3, 3]
     return grid_around(world, voxel_size_mm, image_size, axis)
-
-
-def grid_around(
-    world: np.ndarray, voxel_size_mm: float, image_size: tuple[int, int], axis: int
-) -> Grid:
-    """Grid on the world axes at ``voxel_size_mm`` around the points ``world`` (P×3, mm):
-    ``image_size`` (H, W) in-plane around their mean, their extent plus 5 voxels along ``axis``."""
-    centre = world.mean(axis=0)
-    lo, hi = world.min(axis=0), world.max(axis=0)
-    in_plane = [a for a in range(3) if a != axis]
-    shape = [0, 0, 0]
-    shape[in_plane[0]], shape[in_plane[1]] = image_size[1], image_size[0]  # W, H
-    shape[axis] = int(math.ceil((hi[axis] - lo[axis]) / voxel_size_mm)) + 5
-    centre[axis] = (lo[axis] + hi[axis]) / 2
-    affine = np.diag([voxel_size_mm] * 3 + [1.0])
-    affine[:3, 3] = centre - voxel_size_mm * (np.asarray(shape) - 1) / 2
-    return Grid(shape=tuple(shape), affine=affine)  # type: ignore[arg-type]
 
 
 def resample_channels(loaded: Loaded, grid: Grid, order: int = 1) -> np.ndarray:

@@ -158,8 +158,12 @@ def mni_transforms(items: list[Loaded], *, seed: int = 0) -> list[MniTransform]:
 
     found: dict[str, MniTransform] = {}
     if missing:
+        from neuralizer.data.register import single_threaded_itk
+
         workers = max(1, min(len(missing), torch.get_num_threads()))
-        with ThreadPoolExecutor(workers) as pool:
+        # ITK's thread count is global: held at one for the whole pool (each registration's
+        # own hold, restored as it ends, would otherwise free the others mid-way).
+        with single_threaded_itk(), ThreadPoolExecutor(workers) as pool:
             found = dict(zip(missing, pool.map(one, missing), strict=True))
         with _cache_lock:
             for key, transform in found.items():

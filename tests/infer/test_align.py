@@ -229,3 +229,31 @@ def test_deformable_alignment_follows_a_local_deformation(registrations):
     print(scores)
     assert "deformable: 1 B-spline registrations per view" in result.steps
     assert scores["deformable"] > scores["affine"] + 0.1, scores
+
+
+@pytest.mark.slow
+def test_mni_registrations_side_by_side_equal_one_after_the_other(monkeypatch):
+    """Real registrations of two real-anatomy scans: two at a time give the transforms one at a
+    time gives, bit for bit (ITK held at one thread for the whole pool)."""
+    import torch
+
+    from neuralizer.data.mni import register_to_mni
+    from neuralizer.data.motion import person_scan
+    from neuralizer.data.people import PEOPLE_SPLITS
+
+    monkeypatch.setattr(align, "_cache", type(align._cache)())
+    scans = []
+    for number, head in ((PEOPLE_SPLITS["test"][1], True), (PEOPLE_SPLITS["test"][2], False)):
+        image, _, affine = person_scan(number, "t1", head=head)
+        data, scan_affine = moved_scan(image, affine, rigid_motion((10.0, 0.0, -5.0), (5, 0, 0)))
+        scans.append(Loaded(f"p{number}", data[None], nib.Nifti1Image(data, scan_affine)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        together = align.mni_transforms(scans)
+    finally:
+        torch.set_num_threads(threads)
+    assert [t.kind for t in together] == ["head", "brain"]
+    for scan, found in zip(scans, together, strict=True):
+        alone = register_to_mni(scan.data[0], scan.image.affine)
+        assert np.array_equal(found.matrix, alone.matrix)

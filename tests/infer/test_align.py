@@ -137,6 +137,8 @@ def test_folder_mode_registers_each_scan_once(registrations, tmp_path, tiny_chec
     assert main(argv) == 0
     assert len(list((tmp_path / "out").iterdir())) == 3
     assert len(calls) == 2 + 3, calls
+    printed = capsys.readouterr().out  # a line per target with the alignment found
+    assert all(f"t{i}.nii.gz: brain template, rotation 0.0°" in printed for i in range(3))
     argv = ["predict", "-i", str(files[0]), "-o", str(tmp_path / "self.nii.gz"), "--model",
             str(tiny_checkpoint), "--batch-size", "64", *context]  # fmt: skip
     assert main(argv) == 0 and len(calls) == 5

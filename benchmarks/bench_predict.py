@@ -14,7 +14,11 @@ runs in its own subprocess, so its peak resident memory is its own:
 ``cpu_seconds`` (every thread of the process) stand beside the wall seconds: on a machine shared
 with other jobs, the wall time measures the others as much as the prediction, while one thread's
 CPU seconds are the wall time it would take on an idle core.
-- ``align``: the affine registration of the 8 context pairs alone (``align="affine"``'s extra cost).
+- ``predict-affine-e1``: ``predict-e1`` with ``align="affine"``, the registrations included (at
+  this checkout: the target and the 8 examples each registered once to MNI152; at commits before
+  issue 32: the 8 examples registered to the target), for issue 32's "same cost or less";
+- ``align``: the registrations of ``align="affine"`` alone (the target and the 8 examples to
+  MNI152, :func:`neuralizer.infer.align.mni_transforms`, side by side on ``--threads``).
 
     python benchmarks/bench_predict.py --output benchmarks/results/bench_predict.json
 
@@ -38,7 +42,8 @@ import numpy as np
 from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS
 
 N_CONTEXT = 8
-KINDS = ("predict-e1", "predict-e8", "predict-all-e1", "align", "predict-e1-adapt")
+KINDS = ("predict-e1", "predict-e8", "predict-all-e1", "predict-affine-e1", "align",
+         "predict-e1-adapt")  # fmt: skip
 STRUCTURES = (10, 49, 17, 53)  # thalamus and hippocampus, both sides
 
 
@@ -91,26 +96,20 @@ def worker(kind: str, args: argparse.Namespace) -> dict:
     load_s = time.perf_counter() - start
     extra = {}
     if kind == "align":
-        from neuralizer.infer.align import align_context
+        from neuralizer.infer.align import mni_transforms
         from neuralizer.infer.checks import as_loaded
-        from neuralizer.infer.engine import model_geometry, rescale_channels
-        from neuralizer.infer.volume import resample_channels, working_grid
 
-        loaded = as_loaded(target, "target")
-        geometry = model_geometry(model)
-        grid = working_grid(loaded, geometry.voxel_size_mm, geometry.image_size, 1)
-        fixed = rescale_channels(resample_channels(loaded, grid))[0]
-        pairs_in = [as_loaded(c, "in") for c in c_in]
-        pairs_out = [as_loaded(c, "out") for c in c_out]
+        scans = [as_loaded(target, "target"), *(as_loaded(c, "in") for c in c_in)]
         start = time.perf_counter()
-        align_context("affine", fixed, grid, pairs_in, pairs_out, discrete=True)
+        mni_transforms(scans)
         seconds = time.perf_counter() - start
     else:
         axis = "all" if kind.startswith("predict-all") else "coronal"
         ensemble = int(kind.split("-e", 1)[1].split("-")[0])
         adapt = args.adapt if kind.endswith("-adapt") else 0
         start, cpu_start = time.perf_counter(), time.process_time()
-        result = predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align="none",
+        align = "affine" if kind.startswith("predict-affine") else "none"
+        result = predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align=align,
                                 axis=axis, adapt=adapt)  # fmt: skip
         seconds = time.perf_counter() - start
         extra["cpu_seconds"] = round(time.process_time() - cpu_start, 2)

@@ -44,8 +44,27 @@ def test_series_keeps_the_values_and_the_geometry(cohort):
     np.testing.assert_allclose(size.affine, dicom.image.affine, atol=1e-5)
 
 
+def centre_of_mass_registration(data, affine, **kwargs):
+    """A stand-in for the registration to MNI152 (these ellipsoids are no heads to register):
+    a translation to the world centre of the scan's foreground, which depends on its geometry
+    as the real registration does."""
+    from neuralizer.data.mni import MniTransform
+    from neuralizer.data.space import foreground
+
+    index = np.argwhere(foreground(data)).mean(axis=0)
+    matrix = np.eye(4)
+    matrix[:3, 3] = affine[:3, :3] @ index + affine[:3, 3]
+    return MniTransform(matrix, "head", 1.0)
+
+
 @pytest.mark.parametrize("align", ["none", "affine"])
-def test_dicom_target_and_context_predict_as_the_nifti(cohort, tiny_checkpoint, tmp_path, align):
+def test_dicom_target_and_context_predict_as_the_nifti(
+    cohort, tiny_checkpoint, tmp_path, align, monkeypatch
+):
+    from neuralizer.infer import align as alignment
+
+    monkeypatch.setattr(alignment, "register_to_mni", centre_of_mass_registration)
+    monkeypatch.setattr(alignment, "_cache", type(alignment._cache)())  # none of the real ones
     outputs = {}
     for kind, target, first in (
         ("nifti", cohort / "head0.nii.gz", cohort / "head1.nii.gz"),

@@ -37,7 +37,8 @@ OFFLINE_ENVIRONMENT = {
 }
 DEFAULT_EXAMPLE = "white-matter"
 ALIGN_HELP = (
-    "affine: register every example to your scan (a few seconds each); "
+    "affine: register your scan and every example once to the MNI152 space and predict on its "
+    "slices (seconds per scan); "
     "none: the examples already share your scan's world space"
 )
 ADAPT_HELP = (

@@ -2,10 +2,12 @@
 
 For each ``NAME.nii[.gz]`` in a folder (with optional ``NAME_labels`` / ``NAME_mask`` beside it):
 reorient to RAS, register affinely to the matching template (the real head for heads with skull,
-the MNI152 T1 brain for skull-stripped brains), resample to the common grid (labels and masks by
-nearest neighbour), rescale intensities with percentiles, and write NIfTI files with the MNI affine,
-a QC picture and ``manifest.json``. The registration is initialised from the images' centres of
-mass, so world offsets of hundreds of millimetres do not matter.
+the MNI152 T1 brain for skull-stripped brains) with :func:`neuralizer.data.mni.register_to_mni`,
+resample to the common grid (labels and masks by nearest neighbour), rescale intensities with
+percentiles, and write NIfTI files with the MNI affine, a QC picture and ``manifest.json``. The
+registration starts from the images' centres of mass and a coarse search over rotations, so
+world offsets of hundreds of millimetres and tilted heads do not matter; it is the one
+prediction uses (``--align affine``).
 """
 
 from __future__ import annotations
@@ -19,14 +21,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from neuralizer.data.cache import config_key, default_cache_dir, read_checked, write_entry
-from neuralizer.data.space import Grid, common_grid, foreground, percentile_rescale
+from neuralizer.data.mni import KINDS, guess_kind, register_to_mni, templates
+from neuralizer.data.space import Grid, common_grid, percentile_rescale, resample_to_grid
 from neuralizer.files import write_atomically
 
-KINDS = ("auto", "head", "brain")
-_REGISTRATION_VOXEL_MM = 2.0
-# A skull-stripped brain occupies ~1.0-1.8 litres above background; a head well over 2.5.
-_HEAD_VOLUME_ML = 2200.0
+__all__ = ["KINDS", "ScanFiles", "check_scan", "find_scans", "guess_kind", "import_folder",
+           "import_scan", "templates"]  # fmt: skip
 # Larger than any brain MRI (1024³): a header claiming more is damaged or not a scan.
 _MAX_VOXELS = 2**30
 _MIN_SIDE = 8
@@ -123,32 +123,6 @@ def check_scan(scan: ScanFiles) -> None:
                 )
 
 
-def guess_kind(data: np.ndarray, affine: np.ndarray) -> str:
-    """ "head" or "brain", from the volume of the foreground (voxels above 10% of the 99th pct)."""
-    positive = data[data > 0]
-    if positive.size == 0:
-        raise ValueError("the image is empty (no positive voxels)")
-    volume_ml = foreground(data).sum() * abs(np.linalg.det(affine[:3, :3])) / 1000.0
-    return "head" if volume_ml > _HEAD_VOLUME_ML else "brain"
-
-
-def templates(cache_dir: Path | None = None) -> tuple[Grid, dict[str, np.ndarray]]:
-    """Registration templates on the 2 mm common grid: "head" (the real head) and "brain"."""
-    from neuralizer.data.sources import load_real_head, load_templates, source_versions
-
-    grid = common_grid(_REGISTRATION_VOXEL_MM)
-    key = config_key({"what": "import-templates", "versions": source_versions(), "v": 1})
-    path = (cache_dir or default_cache_dir()) / f"templates-{key}"
-    entry = read_checked(path, key)
-    if entry is None:
-        brain = load_templates(grid)["t1_brain"]
-        head, _ = load_real_head(grid, brain)
-        write_entry(path, {"head": head, "brain": brain}, {"key": key})
-        entry = read_checked(path, key)
-    assert entry is not None
-    return grid, {k: np.asarray(v) for k, v in entry[0].items()}
-
-
 def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
     """Write a gzipped NIfTI atomically (``write_atomically``: temporary file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,24 +146,19 @@ def import_scan(
     ``out_dir``), ``kind``, ``qc`` and ``transform_ras``: the 4×4 map from common-space world
     coordinates (mm, RAS) to the source scan's world coordinates.
     """
-    from neuralizer.data.register import register_affine, resample_with_transform
-
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
     data, affine = load_ras(scan.image)
     kind = guess_kind(data, affine) if kind == "auto" else kind
     reg_grid, template = templates(cache_dir)
     try:
-        moving = data.astype(np.float32)
-        transform = register_affine(template[kind], reg_grid.affine, moving, affine)
-    except RuntimeError as error:  # SimpleITK: e.g. too few overlapping samples for the metric
+        found = register_to_mni(data.astype(np.float32), affine, kind=kind, cache_dir=cache_dir)
+    except (RuntimeError, ValueError) as error:  # SimpleITK's, or the check's refusal
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "no detail"
-        raise ValueError(
-            f"{scan.image}: affine registration to the {kind} template failed ({reason}); is it "
-            "a whole brain or head scan?"
-        ) from None
+        raise ValueError(f"{scan.image}: {reason}") from None
     grid = common_grid(voxel_size_mm)
-    image = resample_with_transform(data, affine, transform, grid, order=1)
+    on_scan = Grid(grid.shape, found.matrix @ grid.affine)  # the common grid in the scan's world
+    image = resample_to_grid(data, affine, on_scan, order=1)
     image = percentile_rescale(image, image > 0, (0.5, 99.5))
     entry: dict = {"id": scan.name, "kind": kind, "image": f"images/{scan.name}.nii.gz"}
     _save_nifti(image, grid.affine, out_dir / entry["image"])
@@ -203,27 +172,21 @@ def import_scan(
                 f"{path} is not on the grid of {scan.image}: same shape and affine needed"
             )
         values = np.rint(values).astype(np.int32)
-        moved = resample_with_transform(values, affine, transform, grid, order=0).astype(dtype)
+        moved = resample_to_grid(values, affine, on_scan, order=0).astype(dtype)
         entry[field] = f"{field}/{scan.name}_{field}.nii.gz"
         _save_nifti(moved, grid.affine, out_dir / entry[field])
-    entry["transform_ras"] = transform_matrix_ras(transform).tolist()
+    entry["transform_ras"] = found.matrix.tolist()
+    entry["alignment"] = found.describe()
     entry["qc"] = f"qc/{scan.name}.png"
     save_qc(
-        image, template[kind], reg_grid, grid, out_dir / entry["qc"], title=f"{scan.name} ({kind})"
+        image,
+        template[kind],
+        reg_grid,
+        grid,
+        out_dir / entry["qc"],
+        title=f"{scan.name}: {found.describe()}",
     )
     return entry
-
-
-def transform_matrix_ras(transform) -> np.ndarray:
-    """4×4 RAS matrix of an affine SimpleITK transform (which works in LPS)."""
-    matrix = np.asarray(transform.GetMatrix()).reshape(3, 3)
-    center = np.asarray(transform.GetCenter())
-    translation = np.asarray(transform.GetTranslation())
-    lps = np.eye(4)
-    lps[:3, :3] = matrix
-    lps[:3, 3] = translation + center - matrix @ center
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-    return flip @ lps @ flip
 
 
 def save_qc(

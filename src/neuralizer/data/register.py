@@ -113,6 +113,29 @@ def _run(
     return out.Downcast() if hasattr(out, "Downcast") else out
 
 
+def register_bspline(
+    fixed_img: sitk.Image, moving_img: sitk.Image, *, seed: int = 0, mesh_size: int = 6
+) -> sitk.Transform:
+    """The B-spline stage of a deformable registration (2D or 3D images already aligned
+    affinely): a cubic B-spline on a ``mesh_size`` grid per axis, Mattes mutual information,
+    L-BFGS-B over two resolutions. Returns the fixed->moving B-spline transform. The atlas
+    baseline (:mod:`neuralizer.evaluate.baselines`) and ``--align deformable`` share it."""
+    dim = fixed_img.GetDimension()
+    bspline = sitk.BSplineTransformInitializer(fixed_img, [mesh_size] * dim, order=3)
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.3, sitk_seed(seed))
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsLBFGSB(numberOfIterations=50, maximumNumberOfCorrections=5)
+    reg.SetShrinkFactorsPerLevel([2, 1])
+    reg.SetSmoothingSigmasPerLevel([1.0, 0.0])
+    reg.SetInitialTransform(bspline, inPlace=True)
+    reg.SetNumberOfThreads(1)  # deterministic metric sums
+    reg.Execute(fixed_img, moving_img)
+    return bspline
+
+
 def resample_with_transform(
     data: np.ndarray,
     affine: np.ndarray,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from neuralizer.data.register import register_affine_images, single_threaded_itk, sitk_seed
+from neuralizer.data.register import register_affine_images, register_bspline, single_threaded_itk
 
 
 def mean_baseline(context_out: np.ndarray) -> np.ndarray:
@@ -55,18 +55,7 @@ def register_deformable(
     fixed_img, moving_img = _image(fixed), _image(moving)
     affine = register_affine_images(fixed_img, moving_img, seed=seed)
     moving_affine = sitk.Resample(moving_img, fixed_img, affine, sitk.sitkLinear, 0.0)
-    bspline = sitk.BSplineTransformInitializer(fixed_img, [mesh_size, mesh_size], order=3)
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.3, sitk_seed(seed))
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsLBFGSB(numberOfIterations=50, maximumNumberOfCorrections=5)
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([1.0, 0.0])
-    reg.SetInitialTransform(bspline, inPlace=True)
-    reg.SetNumberOfThreads(1)  # deterministic metric sums
-    reg.Execute(fixed_img, moving_affine)
+    bspline = register_bspline(fixed_img, moving_affine, seed=seed, mesh_size=mesh_size)
     # fixed point -> (B-spline) -> point in the affinely resampled moving = fixed space ->
     # (affine) -> moving point. A CompositeTransform applies its last-added transform first.
     composite = sitk.CompositeTransform(2)

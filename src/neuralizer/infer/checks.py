@@ -15,7 +15,7 @@ import numpy as np
 from neuralizer.infer.io import Loaded, check_affine, read_input, real_float32
 from neuralizer.infer.outputs import is_blank
 
-ALIGN_MODES = ("affine", "none")
+ALIGN_MODES = ("affine", "deformable", "none")
 _MIN_OVERLAP = 0.2
 
 
@@ -127,13 +127,13 @@ def validate_volumes(
 
 
 def choose_alignment(align: str) -> str:
-    """``align`` back, once SimpleITK is known to be installed if it is "affine"."""
-    if align == "affine":
+    """``align`` back, once SimpleITK is known to be installed if it registers."""
+    if align in ("affine", "deformable"):
         try:
             import SimpleITK  # noqa: F401
         except ImportError:
             raise ValueError(
-                "affine alignment needs SimpleITK: pip install 'neuralizer[data]', or give "
+                f"{align} alignment needs SimpleITK: pip install 'neuralizer[data]', or give "
                 "context already aligned to the target and --align none"
             ) from None
     return align

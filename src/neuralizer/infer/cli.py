@@ -101,7 +101,13 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--task", default="auto", choices=("auto", "segmentation", "image"))
     p.add_argument("--labels", nargs="+", help="label values to segment from label maps, or 'all'")
-    p.add_argument("--align", default="affine", choices=("affine", "none"))
+    p.add_argument(
+        "--align", default="affine", choices=("affine", "deformable", "none"),
+        help="affine (default): register the target and each example once to MNI152 and predict "
+        "on its canonical slices; deformable: then also register each example deformably "
+        "(B-spline) to the target, L more registrations per target (per view with --axis all), "
+        "minutes on a CPU; none: the inputs already share one world space (no registration)",
+    )  # fmt: skip
     p.add_argument(
         "--axis", default="coronal", choices=("coronal", "axial", "sagittal", "all"),
         help="slice direction of volumes; all: the three in turn, averaged (3x the time)",

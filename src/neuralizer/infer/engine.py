@@ -33,6 +33,8 @@ class PredictResult:
     - ``task``: "segmentation", "labels" or "image"; ``label_values`` for "labels".
     - ``steps``: what was done, in order (alignment, resampling, ensemble), for logs and reports.
     - ``adapt_seconds``: how long adapting to the examples took (None: not adapted).
+    - ``alignment``: the target's :class:`~neuralizer.data.mni.MniTransform` (MNI world to the
+      target's world) with ``align="affine"``; None otherwise.
     """
 
     prediction: Any
@@ -42,6 +44,7 @@ class PredictResult:
     label_values: tuple[int, ...] = ()
     steps: tuple[str, ...] = field(default_factory=tuple)
     adapt_seconds: float | None = None
+    alignment: Any | None = None
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

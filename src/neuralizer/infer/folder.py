@@ -114,6 +114,8 @@ def run_folder(
                                      files.uncertainty, context.outputs)  # fmt: skip
                 continue
             loaded, result = run_one(path, context, options, files, model)
+            if result.alignment is not None:  # one line per target: did its registration hold?
+                tqdm.write(f"{path.name}: {result.alignment.describe()}")
             if cohort is not None and cohort.wanted:
                 affine = None if loaded.image is None else loaded.image.affine
                 cohort.add(path.name, loaded.data, affine, result, [str(files.prediction)])

@@ -69,8 +69,8 @@ class PredictOptions:
 
     ``task`` "auto", "segmentation" or "image"; ``labels`` label values (or "all") to segment
     from label maps; ``ensemble`` K bootstrap passes; ``axis`` slice direction of volumes (or
-    "all"); ``align`` "affine" or "none" (checked with the volumes: 2D images are never
-    aligned); ``spacing`` pixel size (mm) of 2D images (None: 1 mm);
+    "all"); ``align`` "affine", "deformable" or "none" (checked with the volumes: 2D images are
+    never aligned); ``spacing`` pixel size (mm) of 2D images (None: 1 mm);
     ``seed`` of the ensemble's draws and the registration; ``device`` "auto", "cpu" or "cuda";
     ``batch_size`` slices per forward pass; ``max_memory`` bytes (or "8G", "inf") one forward
     pass may use, None: the memory available when the model is about to run; ``adapt`` K > 0:

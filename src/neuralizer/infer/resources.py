@@ -193,11 +193,22 @@ def model_size(model: Any) -> ModelSize:
     return ModelSize(metadata.model, metadata.geometry, path.stat().st_size)
 
 
-def working_slices(target: InputSize, voxel_size_mm: float, axis: int) -> int:
-    """Upper bound of the working grid's slices along ``axis`` (the grid spans the target's
-    foreground, which lies inside its voxel box)."""
+def working_slices(
+    target: InputSize, voxel_size_mm: float, axis: int, *, common_space: bool = False
+) -> int:
+    """Upper bound of the working grid's slices along ``axis``: the grid spans the target's
+    foreground, which lies inside its voxel box. In the common space (``align="affine"``) that
+    box may be turned and scaled (down to the registration's smallest scale) before it is cut
+    to the training crop along MNI's axes, so the bound is the smaller of the box's diagonal
+    so scaled and the crop."""
     extent = field_of_view(target)
-    return int(math.ceil(extent[axis] / voxel_size_mm)) + 5
+    if not common_space:
+        return int(math.ceil(extent[axis] / voxel_size_mm)) + 5
+    from neuralizer.data.mni import SCALE_RANGE
+    from neuralizer.data.space import CROP_MM
+
+    longest = min(float(np.linalg.norm(extent)) / SCALE_RANGE[0], CROP_MM[axis])
+    return int(math.ceil(longest / voxel_size_mm)) + 5
 
 
 def prediction_memory(
@@ -220,7 +231,9 @@ def prediction_memory(
             check_field_of_view(size)
         height, width = geometry.image_size
         views = AXES if options.axis == "all" else (options.axis,)  # AXES: in voxel-axis order
-        slices = [working_slices(target, geometry.voxel_size_mm, AXES.index(v)) for v in views]
+        common = getattr(options, "align", "none") in ("affine", "deformable")
+        slices = [working_slices(target, geometry.voxel_size_mm, AXES.index(v),
+                                 common_space=common) for v in views]  # fmt: skip
         grid = max(slices) * height * width
         # target, context pairs (resampled, as slices, model-ready with padded channels)
         per_view = grid * (2 * channels + n_context * (2 * (channels + 1) + cin) + cin)

@@ -1,16 +1,19 @@
 """``neuralizer.predict_volume``: 3D NIfTI volumes, slice by slice, in the target's native space.
 
-The target defines a *working grid*: RAS, isotropic at the model's voxel size, the model's H×W
-field of view in-plane centred on the target's foreground, and along the slice axis just the
-foreground's extent. Every volume is resampled onto it through its own affine (so any orientation
-works), predicted slice by slice (slices batched), and the maps are resampled back onto the
-target's original grid and header. Slices follow the training convention of
+The target defines a *working grid*: isotropic at the model's voxel size, the model's H×W field
+of view in-plane centred on the target's foreground, and along the slice axis just the
+foreground's extent. With ``align="affine"`` (the default) its axes are those of the MNI152
+common space, found by registering every scan once to it (:mod:`neuralizer.infer.align`), so
+slices are canonical coronal, axial or sagittal slices as in training, whatever the head's pose;
+with ``align="none"`` they are the target's world (RAS) axes. Every volume is resampled onto it
+through its own affine (so any orientation works) composed with its registration, predicted
+slice by slice (slices batched), and the maps are resampled back onto the target's original
+grid and header. Slices follow the training convention of
 ``neuralizer.data.subjects``: superior (anterior for axial) at the top, x running left to right.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,14 @@ from neuralizer.infer.adapt import (
     adaptation_steps,
     plan_adaptation,
 )
-from neuralizer.infer.align import align_context, register_all
+from neuralizer.infer.align import (
+    align_context,
+    common_working_grid,
+    deform_pairs,
+    grid_around,
+    mni_transforms,
+    relative_transforms,
+)
 from neuralizer.infer.engine import (
     PredictResult,
     model_geometry,
@@ -61,16 +71,7 @@ def working_grid(
     mask = foreground(target.data[0])
     index = np.argwhere(mask).astype(np.float64)
     world = index @ target.image.affine[:3, :3].T + target.image.affine[:3, 3]
-    centre = world.mean(axis=0)
-    lo, hi = world.min(axis=0), world.max(axis=0)
-    in_plane = [a for a in range(3) if a != axis]
-    shape = [0, 0, 0]
-    shape[in_plane[0]], shape[in_plane[1]] = image_size[1], image_size[0]  # W, H
-    shape[axis] = int(math.ceil((hi[axis] - lo[axis]) / voxel_size_mm)) + 5
-    centre[axis] = (lo[axis] + hi[axis]) / 2
-    affine = np.diag([voxel_size_mm] * 3 + [1.0])
-    affine[:3, 3] = centre - voxel_size_mm * (np.asarray(shape) - 1) / 2
-    return Grid(shape=tuple(shape), affine=affine)  # type: ignore[arg-type]
+    return grid_around(world, voxel_size_mm, image_size, axis)
 
 
 def resample_channels(loaded: Loaded, grid: Grid, order: int = 1) -> np.ndarray:
@@ -110,8 +111,11 @@ def predict_volume(
         axis: slice direction, "coronal" (the training default), "axial" or "sagittal"; or
             "all": the three directions in turn (one registration), their maps averaged, which
             is more accurate for small structures and takes three times the prediction time.
-        align: "affine" (register each context input to the target; the default), or "none"
-            (trust that the context already lies in the target's world space).
+        align: "affine" (the default: register the target and each context input once to the
+            MNI152 common space, and predict on MNI-aligned slices), or "none" (trust that the
+            context already lies in the target's world space; slices on its world axes), or
+            "deformable": "affine", then each context pair registered deformably (B-spline) to
+            the target on the working grid, L more registrations per target and view.
         batch_size: target slices per forward pass. progress: show a progress bar.
         max_memory: bytes (or "8G", "inf") one forward pass may use, as in :func:`predict`.
         adapt: K > 0 fine-tunes a copy of the model for K steps on 2D slices of the context
@@ -141,22 +145,28 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     voxel_size_mm, image_size = geometry.voxel_size_mm, geometry.image_size
     views = ALL_VIEWS if options.axis == "all" else (options.axis,)
     check_prediction(plan, net)  # the resource plan, before any working array exists
-    grids = [working_grid(target_l, voxel_size_mm, image_size, AXES[v]) for v in views]
-    adapt_config = plan_adaptation(net, options, len(c_in), image_size)
-    works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
-    transforms = None  # world-space registrations, shared by every view
     mode, seed = options.align, options.seed
-    if mode == "affine":
-        transforms = register_all(works[0][0], grids[0].affine, c_in, seed=seed)
-    steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm (RAS), {v} slices"
+    adapt_config = plan_adaptation(net, options, len(c_in), image_size)
+    grids, transforms, alignment = working_grids(target_l, c_in, mode, seed, geometry, views)
+    space = "RAS" if alignment is None else "MNI152-aligned"
+    works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
+    steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm ({space}), {v} slices"
              for v, g in zip(views, grids, strict=True)]  # fmt: skip
     steps += [f"alignment: {mode}"]
+    if alignment is not None:
+        steps += [f"target to MNI152: {alignment.describe()}"]
     discrete = outputs.kind != "image"
     all_pairs = [
-        align_context(mode, target_work[0], grid, c_in, c_out, discrete=discrete, seed=seed,
-                      transforms=transforms)
+        align_context("none" if transforms is None else "affine", target_work[0], grid, c_in,
+                      c_out, discrete=discrete, seed=seed, transforms=transforms)
         for grid, target_work in zip(grids, works, strict=True)
     ]  # fmt: skip
+    if mode == "deformable":
+        all_pairs = [
+            deform_pairs(work[0], pairs, voxel_size_mm, discrete=discrete, seed=seed)
+            for work, pairs in zip(works, all_pairs, strict=True)
+        ]
+        steps += [f"deformable: {len(c_in)} B-spline registrations per view"]
     adapted = None
     if adapt_config is not None:
         axes = [AXES[v] for v in views]
@@ -180,7 +190,25 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
         nifti_like(result, reference), _nifti_or_none(uncertainty, reference),
         _nifti_or_none(probabilities, reference), outputs.kind, outputs.label_values,
         tuple(steps), adapt_seconds=None if adapted is None else adapted.seconds,
+        alignment=alignment,
     )  # fmt: skip
+
+
+def working_grids(
+    target: Loaded, context_in: list[Loaded], mode: str, seed: int, geometry, views: Sequence[str]
+) -> tuple[list[Grid], list[np.ndarray] | None, Any]:
+    """The working grid of each view, the 4×4 maps from the target's world to each example's
+    (None for ``mode`` "none") and the target's MNI transform (None for "none").
+
+    "affine" and "deformable" register the target and every example once to MNI152 (cached
+    per content) and compose; the grids lie on MNI's axes."""
+    voxel_size_mm, image_size = geometry.voxel_size_mm, geometry.image_size
+    if mode == "none":
+        return [working_grid(target, voxel_size_mm, image_size, AXES[v]) for v in views], None, None
+    alignment, *examples = mni_transforms([target, *context_in], seed=seed)
+    grids = [common_working_grid(target, alignment.matrix, voxel_size_mm, image_size, AXES[v])
+             for v in views]  # fmt: skip
+    return grids, relative_transforms(alignment, examples), alignment
 
 
 def adapt_on_slices(

@@ -189,3 +189,33 @@ def test_fused_spread_is_the_spread_of_all_passes_pooled():
     pooled = np.concatenate(passes)
     assert np.allclose(maps, pooled.mean(axis=0)) and np.allclose(spread, pooled.std(axis=0))
     assert fuse_views([(m, None) for m, _ in per_view])[1] is None
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_inputs_are_rescaled_with_the_models_recorded_percentiles(two_d):
+    """Prediction reads the intensity normalisation from the model's geometry: the identity
+    oracle's mask (rescaled target above 0.5) shrinks when the recorded low percentile rises, and
+    the default geometry reproduces a model that records none."""
+    from neuralizer.model.metadata import Geometry
+
+    image, labels = phantom_volume(seed=0)
+    c_in, c_mask, _ = _context()
+
+    def voxels(percentiles=None) -> int:
+        model = oracle(IdentityModel)
+        if percentiles is not None:
+            model.geometry = Geometry(image_size=(32, 32), voxel_size_mm=2.0,
+                                      percentiles=percentiles)  # fmt: skip
+        if two_d:
+            mid = image.shape[1] // 2
+            masks = [np.asarray(m.dataobj)[:, mid] for m in c_mask]
+            inputs = [np.asarray(c.dataobj)[:, mid] for c in c_in]
+            result = neuralizer.predict(image[:, mid], inputs, masks, model=model, spacing=2.0)
+            return int(np.asarray(result.prediction).sum())
+        target = nib.Nifti1Image(image, ras_affine())
+        result = neuralizer.predict_volume(target, c_in, c_mask, model=model, align="none")
+        return int(np.asarray(result.prediction.dataobj).sum())
+
+    default = voxels()
+    assert voxels((0.5, 99.5)) == default
+    assert 0 < voxels((60.0, 99.5)) < default

@@ -32,7 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from neuralizer.data.mni import MniTransform, register_to_mni
-from neuralizer.data.space import CROP_MM, CROP_ORIGIN_MM, Grid, foreground, resample_to_grid
+from neuralizer.data.space import (
+    CROP_MM,
+    CROP_ORIGIN_MM,
+    PERCENTILES,
+    Grid,
+    foreground,
+    resample_to_grid,
+)
 from neuralizer.infer.io import Loaded
 
 #: MNI transforms kept per process (content key -> transform): enough for a folder's examples
@@ -42,10 +49,10 @@ _cache: OrderedDict[str, MniTransform] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _rescaled(channels: np.ndarray) -> np.ndarray:
+def _rescaled(channels: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
     from neuralizer.infer.engine import rescale_channels
 
-    return rescale_channels(channels)
+    return rescale_channels(channels, percentiles)
 
 
 def align_context(
@@ -58,6 +65,7 @@ def align_context(
     discrete: bool,
     seed: int = 0,
     transforms: list | None = None,
+    percentiles: tuple[float, float] = PERCENTILES,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each pair on ``grid``: (input C×X×Y×Z rescaled to [0, 1], output 1×X×Y×Z, user values).
 
@@ -65,6 +73,7 @@ def align_context(
     ``discrete`` outputs (masks, label maps) are resampled by nearest neighbour. ``transforms``
     skips the registration when given for "affine": 4×4 maps from the target's world to each
     example's (:func:`relative_transforms`), or SimpleITK transforms from :func:`register_all`.
+    ``percentiles``: the model's intensity normalisation (its recorded geometry).
     """
     order_out = 0 if discrete else 1
     if mode == "none":
@@ -94,7 +103,9 @@ def align_context(
             moved_out = resample_with_transform(
                 pair_out.data[0], affine, transform, grid, order=order_out
             )
-        pairs.append((_rescaled(np.stack(moved_in)), moved_out[None].astype(np.float32)))
+        pairs.append(
+            (_rescaled(np.stack(moved_in), percentiles), moved_out[None].astype(np.float32))
+        )
     return pairs
 
 

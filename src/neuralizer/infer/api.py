@@ -84,15 +84,16 @@ def predict_plan_2d(plan: PredictPlan, net: Neuralizer, *, progress: bool = Fals
     target = plan.target.data
     c_in = [c.data for c in plan.context_in]
     c_out = np.stack([c.data for c in plan.context_out])
-    voxel_size_mm = model_geometry(net).voxel_size_mm
+    geometry = model_geometry(net)
+    voxel_size_mm, percentiles = geometry.voxel_size_mm, geometry.percentiles
     spacing_mm = 1.0 if options.spacing is None else float(options.spacing)
     height, width = target.shape[1:]
     scale = spacing_mm / voxel_size_mm
     work = (max(1, round(height * scale)), max(1, round(width * scale)))
     check_prediction(plan, net)  # the resource plan, before any working array exists
     adapt_config = plan_adaptation(net, options, len(c_in), work)
-    x = torch.from_numpy(rescale_channels(target))[None]
-    contexts = torch.from_numpy(np.stack([rescale_channels(c) for c in c_in]))[None]
+    x = torch.from_numpy(rescale_channels(target, percentiles))[None]
+    contexts = torch.from_numpy(np.stack([rescale_channels(c, percentiles) for c in c_in]))[None]
     outputs = plan.outputs
     adapted = None
     if adapt_config is not None:

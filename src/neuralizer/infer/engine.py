@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuralizer.data.space import percentile_rescale
+from neuralizer.data.space import PERCENTILES, percentile_rescale
 from neuralizer.infer.ensemble import EnsembleConfig, run_ensemble
 from neuralizer.infer.outputs import OutputPlan, is_blank
 from neuralizer.model.metadata import Geometry
@@ -76,12 +76,15 @@ def model_geometry(model: Neuralizer) -> Geometry:
     return Geometry.inferred(getattr(model, "provenance", None))
 
 
-def rescale_channels(image: np.ndarray) -> np.ndarray:
-    """Each channel of C×… percentile-rescaled to [0, 1] (blank channels become 0)."""
+def rescale_channels(
+    image: np.ndarray, percentiles: tuple[float, float] = PERCENTILES
+) -> np.ndarray:
+    """Each channel of C×… rescaled to [0, 1] between its ``percentiles`` (a model's recorded
+    intensity normalisation, :attr:`Geometry.percentiles`); blank channels become 0."""
     out = np.zeros(image.shape, np.float32)
     for k, channel in enumerate(image):
         if not is_blank(channel):
-            out[k] = percentile_rescale(channel)
+            out[k] = percentile_rescale(channel, percentiles=percentiles)
     return out
 
 

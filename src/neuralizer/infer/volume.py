@@ -149,7 +149,8 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     adapt_config = plan_adaptation(net, options, len(c_in), image_size)
     grids, transforms, alignment = working_grids(target_l, c_in, mode, seed, geometry, views)
     space = "RAS" if alignment is None else "MNI152-aligned"
-    works = [rescale_channels(resample_channels(target_l, grid)) for grid in grids]
+    percentiles = geometry.percentiles  # the intensity normalisation the model was trained with
+    works = [rescale_channels(resample_channels(target_l, grid), percentiles) for grid in grids]
     steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm ({space}), {v} slices"
              for v, g in zip(views, grids, strict=True)]  # fmt: skip
     steps += [f"alignment: {mode}"]
@@ -158,7 +159,8 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     discrete = outputs.kind != "image"
     all_pairs = [
         align_context("none" if transforms is None else "affine", target_work[0], grid, c_in,
-                      c_out, discrete=discrete, seed=seed, transforms=transforms)
+                      c_out, discrete=discrete, seed=seed, transforms=transforms,
+                      percentiles=percentiles)
         for grid, target_work in zip(grids, works, strict=True)
     ]  # fmt: skip
     if mode == "deformable":

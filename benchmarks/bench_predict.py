@@ -39,7 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS
+try:
+    from neuralizer.infer.plan import DEFAULT_ADAPT_STEPS
+except ImportError:  # an older tree timed by bench_versions.py (no adaptation there)
+    DEFAULT_ADAPT_STEPS = 0
 
 N_CONTEXT = 8
 KINDS = ("predict-e1", "predict-e8", "predict-all-e1", "predict-affine-e1", "align",
@@ -109,8 +112,9 @@ def worker(kind: str, args: argparse.Namespace) -> dict:
         adapt = args.adapt if kind.endswith("-adapt") else 0
         start, cpu_start = time.perf_counter(), time.process_time()
         align = "affine" if kind.startswith("predict-affine") else "none"
+        options = {"adapt": adapt} if adapt else {}  # older trees have no adaptation
         result = predict_volume(target, c_in, c_out, model=model, ensemble=ensemble, align=align,
-                                axis=axis, adapt=adapt)  # fmt: skip
+                                axis=axis, **options)  # fmt: skip
         seconds = time.perf_counter() - start
         extra["cpu_seconds"] = round(time.process_time() - cpu_start, 2)
         if adapt:

@@ -185,3 +185,34 @@ def test_volume_run_predicts_in_the_chosen_slice_direction(tmp_path):
     assert np.abs(written - np.asarray(expected["coronal"].dataobj)).max() > 1e-3
     message = _error(app_model, tmp_path, str(paths["target_img"]), c_in, c_out, axis="oblique")
     assert message.startswith("the slice direction must be one of coronal, axial, sagittal, all")
+
+
+def test_the_target_is_drawn_with_the_template_outline_the_alignment_found():
+    """Issue 32: the app draws the MNI152 brain's outline, carried by the alignment found, over
+    the target (cyan); a 20 mm shift moves it, and without an alignment nothing is drawn."""
+    from types import SimpleNamespace
+
+    from neuralizer.app.view import OUTLINE_RGB, view_of
+    from neuralizer.data.mni import templates
+    from neuralizer.infer.io import Loaded
+
+    grid, template = templates()
+    image = nib.Nifti1Image(template["brain"].astype(np.float32), grid.affine)
+    target = Loaded("brain.nii.gz", template["brain"][None].astype(np.float32), image)
+
+    def cyan(matrix) -> np.ndarray:
+        alignment = None if matrix is None else SimpleNamespace(matrix=matrix)
+        result = SimpleNamespace(task="segmentation", prediction=image, uncertainty=None,
+                                 alignment=alignment)  # fmt: skip
+        prediction = SimpleNamespace(target=target, context_in=[], context_out=[], result=result)
+        view = view_of(prediction)
+        picture = render(view, view.n_slices // 2)["target"]
+        return np.all(picture == np.round(255 * OUTLINE_RGB).astype(np.uint8), axis=-1)
+
+    shift = np.eye(4)
+    shift[0, 3] = 20.0
+    still, moved = cyan(np.eye(4)), cyan(shift)
+    assert still.sum() > 100 and moved.sum() > 100
+    columns = np.flatnonzero(still.any(axis=0)), np.flatnonzero(moved.any(axis=0))
+    assert columns[1].mean() - columns[0].mean() > 20  # 20 mm right: 10 voxels, enlarged
+    assert not cyan(None).any()

@@ -15,6 +15,7 @@ import numpy as np
 DISPLAY_PIXELS = 288  # slices are enlarged (whole-pixel factors) to about this size
 MASK_RGB = np.array([1.0, 0.35, 0.1])  # segmentation overlay colour (orange)
 MASK_ALPHA = 0.55
+OUTLINE_RGB = np.array([0.0, 0.85, 0.95])  # the MNI152 brain's outline after alignment (cyan)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class View:
     prediction: Shown
     uncertainty: Shown | None
     context: list[tuple[Shown, Shown]]
+    #: The MNI152 brain mask carried into the target by the alignment found (None without one):
+    #: drawn as an outline on the target, so that a failed registration shows at a glance.
+    outline: Shown | None = None
 
     @property
     def n_slices(self) -> int:
@@ -83,12 +87,20 @@ def view_of(prediction) -> View:
         (shown(a.data[0], a.image), shown(b.data[0], b.image))
         for a, b in zip(prediction.context_in, prediction.context_out, strict=True)
     ]
+    outline = None
+    alignment = getattr(result, "alignment", None)
+    if alignment is not None and target.image is not None:
+        from neuralizer.infer.qc import template_brain
+
+        brain = template_brain(alignment.matrix, target.data[0].shape, target.image.affine)
+        outline = shown(brain, target.image)
     return View(
         result.task,
         shown(target.data[0], target.image),
         shown(*image_of(result.prediction)),
         uncertainty,
         pairs,
+        outline,
     )
 
 
@@ -131,6 +143,17 @@ def overlay_heat(background: np.ndarray, values: np.ndarray, top: float) -> np.n
     return (1 - alpha) * background + alpha * heat
 
 
+def draw_outline(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``rgb`` with the boundary pixels of ``mask`` (inside pixels next to outside) in cyan."""
+    from scipy import ndimage
+
+    inside = mask > 0.5
+    edge = inside & ~ndimage.binary_erosion(inside)
+    out = rgb.copy()
+    out[edge] = OUTLINE_RGB
+    return out
+
+
 def render(view: View, index: int) -> dict[str, object]:
     """Pictures of coronal slice ``index``: "target", "prediction", "uncertainty" (None for a
     single pass) as uint8 RGB, and "context": (picture, caption) per example pair."""
@@ -155,8 +178,11 @@ def render(view: View, index: int) -> dict[str, object]:
         gap = np.ones((a.shape[0], 2, 3))
         picture = np.concatenate([grey(a), gap, shown_out], axis=1)
         context.append((to_uint8(picture), f"example {k + 1}: input | output"))
+    shown_target = background
+    if view.outline is not None:
+        shown_target = draw_outline(background, view.outline.slice_at(y))
     return {
-        "target": to_uint8(background),
+        "target": to_uint8(shown_target),
         "prediction": to_uint8(predicted),
         "uncertainty": uncertainty,
         "context": context,

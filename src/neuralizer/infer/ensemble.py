@@ -134,7 +134,7 @@ def run_ensemble(
             if config.passes > 1:
                 pick = torch.randint(n_context, (n_context,), generator=generator)
                 # A draw with replacement repeats pairs: each distinct pair runs once, counted
-                # as often as it was drawn (the same function, about 1/(1 - 1/e) less work).
+                # as often as it was drawn (the same function, about 1 - 1/e = 63 % of the work).
                 drawn, counts = torch.unique(pick, return_counts=True)
                 c_in, c_out = context_in[:, drawn], context_out[:, drawn]
                 matrix = random_affine(config, generator)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from neuralizer.data.motion import (
     random_motion,
 )
 from neuralizer.data.people import PEOPLE_SPLITS
+from neuralizer.files import write_atomically
 
 RENDERS = (("t1", True), ("t1", False), ("t2", True), ("t2", False))
 
@@ -43,7 +45,10 @@ def check_render(number: int, profile: str, head: bool, n_motions: int) -> list[
     mask, _ = moved_scan(brain.astype(np.uint8), affine, np.eye(4), order=0)
     start = time.perf_counter()
     found = register_to_mni(scan, scan_affine)
-    base = {"person": number, "profile": profile, "skull": head}
+    # The person's own alignment (the data lie in MNI space): the Dice a perfect affine
+    # registration would get near, a ceiling for this render's "dice".
+    own = aligned_brain_dice(mask, scan_affine, np.eye(4))
+    base = {"person": number, "profile": profile, "skull": head, "own_alignment_dice": own}
     rows = [{**base, "motion": -1, "dice": aligned_brain_dice(mask, scan_affine, found.matrix),
              "corner_error_mm": 0.0, "rotation_deg": found.rotation_deg,
              "seconds": time.perf_counter() - start}]  # fmt: skip
@@ -76,11 +81,11 @@ def main() -> None:
                 print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in row.items()), flush=True)  # fmt: skip
             if args.output:  # after every render, so a long run leaves its rows behind
-                args.output.parent.mkdir(parents=True, exist_ok=True)
-                with args.output.open("w", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                    writer.writeheader()
-                    writer.writerows(rows)
+                buffer = io.StringIO()
+                writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(rows)
+                write_atomically(args.output, buffer.getvalue().encode())
     worst_dice = min(rows, key=lambda r: r["dice"])
     worst_corner = max(rows, key=lambda r: r["corner_error_mm"])
     print(f"{len(rows)} registrations; lowest brain-mask Dice {worst_dice['dice']:.3f} "

@@ -63,7 +63,8 @@ def test_dicom_target_and_context_predict_as_the_nifti(
 ):
     from neuralizer.infer import align as alignment
 
-    monkeypatch.setattr(alignment, "register_to_mni", centre_of_mass_registration)
+    monkeypatch.setattr(alignment, "register_all_to_mni", lambda scans, **_: [
+        centre_of_mass_registration(data, affine) for data, affine in scans])  # fmt: skip
     monkeypatch.setattr(alignment, "_cache", type(alignment._cache)())  # none of the real ones
     outputs = {}
     for kind, target, first in (

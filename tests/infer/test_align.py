@@ -26,16 +26,17 @@ MOTION = rigid_motion((15.0, 20.0, 0.0), (12.0, -8.0, 5.0))
 
 @pytest.fixture
 def registrations(monkeypatch):
-    """A stand-in for register_to_mni: the pose of each scan, looked up by its affine (identity
-    for unknown scans), and a list of the scans it was called with; an empty cache."""
+    """A stand-in for register_all_to_mni: the pose of each scan, looked up by its affine
+    (identity for unknown scans), and a list of the scans it was called with; an empty cache."""
     poses: dict[bytes, np.ndarray] = {}
     calls: list[tuple[int, ...]] = []
 
-    def register(data, affine, **kwargs):
-        calls.append(data.shape)
-        return MniTransform(poses.get(np.asarray(affine).tobytes(), np.eye(4)), "brain", 1.0)
+    def register(scans, **kwargs):
+        calls.extend(data.shape for data, _ in scans)
+        return [MniTransform(poses.get(np.asarray(affine).tobytes(), np.eye(4)), "brain", 1.0)
+                for _, affine in scans]  # fmt: skip
 
-    monkeypatch.setattr(align, "register_to_mni", register)
+    monkeypatch.setattr(align, "register_all_to_mni", register)
     monkeypatch.setattr(align, "_cache", type(align._cache)())
     return poses, calls
 

@@ -414,6 +414,18 @@ def acceptance_table(rows: list[dict]) -> list[str]:
 
 #: Rows made by a script rather than an evaluation configuration.
 SCRIPTED = {
+    "deformable-alignment": (
+        ".venv/bin/python -m neuralizer.evaluate.deformable_alignment",
+        """
+> **Does `--align deformable` pay?** (issue 32). Each real-anatomy test person, rendered T1-like
+> without skull and recorded at 2 mm on its own grid, is segmented into the ten largest aseg
+> structures (one label map) from L = 8 training people: by the shipped model with `--align
+> affine` (the default) and `--align deformable`, and by the atlas baseline (majority vote)
+> with the deformable mode's own registrations (each scan affinely to MNI152, then each example
+> B-spline-registered to the target). `seconds` is one target's whole time for the method,
+> registrations included.
+""",
+    ),
     "slice-directions": (
         ".venv/bin/python -m neuralizer.evaluate.slice_directions",
         """

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from neuralizer.data.mni import MniTransform, register_to_mni
+from neuralizer.data.mni import MniTransform, register_all_to_mni
 from neuralizer.data.space import (
     CROP_MM,
     CROP_ORIGIN_MM,
@@ -47,6 +47,12 @@ from neuralizer.infer.io import Loaded
 CACHE_SIZE = 256
 _cache: OrderedDict[str, MniTransform] = OrderedDict()
 _cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget every cached MNI transform (a timing that must include its registrations)."""
+    with _cache_lock:
+        _cache.clear()
 
 
 def _rescaled(channels: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
@@ -148,8 +154,8 @@ def mni_transforms(items: list[Loaded], *, seed: int = 0) -> list[MniTransform]:
     Each distinct scan is registered once per process: transforms are cached by
     :func:`content_key`, so a target that is also an example, or examples shared by the targets
     of a folder, cost one registration. New ones run side by side on as many threads as torch
-    may use (each registration is single-threaded and deterministic inside). ValueError names
-    the scan that could not be registered.
+    may use, stage by stage (:func:`~neuralizer.data.mni.register_all_to_mni`: each stage is
+    single-threaded and deterministic). ValueError names the scan that could not be registered.
     """
     import torch
 
@@ -160,22 +166,14 @@ def mni_transforms(items: list[Loaded], *, seed: int = 0) -> list[MniTransform]:
             if key not in _cache:
                 missing.setdefault(key, item)
 
-    def one(key: str) -> MniTransform:
-        item = missing[key]
-        try:
-            return register_to_mni(item.data[0], np.asarray(item.image.affine), seed=seed)
-        except ValueError as error:
-            raise ValueError(f"{item.name}: {error}") from None
-
     found: dict[str, MniTransform] = {}
     if missing:
-        from neuralizer.data.register import single_threaded_itk
-
-        workers = max(1, min(len(missing), torch.get_num_threads()))
-        # ITK's thread count is global: held at one for the whole pool (each registration's
-        # own hold, restored as it ends, would otherwise free the others mid-way).
-        with single_threaded_itk(), ThreadPoolExecutor(workers) as pool:
-            found = dict(zip(missing, pool.map(one, missing), strict=True))
+        scans = [(item.data[0], np.asarray(item.image.affine)) for item in missing.values()]
+        results = register_all_to_mni(scans, seed=seed, workers=torch.get_num_threads())
+        for (key, item), result in zip(missing.items(), results, strict=True):
+            if isinstance(result, ValueError):
+                raise ValueError(f"{item.name}: {result}") from None
+            found[key] = result
         with _cache_lock:
             for key, transform in found.items():
                 _cache[key] = transform

@@ -6,7 +6,7 @@ ten motions each) is ``scripts/alignment_check.py``; its worst case is in docs/r
 import numpy as np
 import pytest
 
-from neuralizer.data.mni import MniTransform, register_to_mni
+from neuralizer.data.mni import MniTransform, register_all_to_mni, register_to_mni
 from neuralizer.data.motion import (
     aligned_brain_dice,
     corner_error,
@@ -73,3 +73,15 @@ def test_rejects_what_is_not_a_brain():
     noise = rng.random((40, 40, 40)).astype(np.float32)
     with pytest.raises(ValueError, match="registration to the MNI152 brain template failed"):
         register_to_mni(noise, np.diag([2.0, 2.0, 2.0, 1.0]))
+
+
+def test_many_scans_stage_by_stage_equal_one_at_a_time(head):
+    """Two threads over a failing scan and the head: the failure stays in its own slot and the
+    head's transform is the one registered alone, bit for bit."""
+    scan, _, affine, found = head
+    noise = np.random.default_rng(0).random((40, 40, 40)).astype(np.float32)
+    failed, again = register_all_to_mni(
+        [(noise, np.diag([2.0, 2.0, 2.0, 1.0])), (scan, affine)], workers=2
+    )
+    assert isinstance(failed, ValueError) and "brain template failed" in str(failed)
+    assert np.array_equal(again.matrix, found.matrix)

@@ -17,7 +17,11 @@ together, as one label map, three ways:
   fused by majority vote and carried back to the target's grid as the model's maps are.
 
 Dice per structure against the person's own labels. ``seconds`` is one target's whole time
-for that method, its registrations included: the registration cache is emptied before each.
+for that method, its registrations included: the MNI registration cache is emptied before
+each. The B-spline registrations are the same computation for both deformable methods (same
+images, same seed, single-threaded): the model's run records them and the atlas reuses them,
+with their seconds added to its own (it registers them itself when there is no record, as
+after a resumed run). A rerun keeps the rows already written and does the rest.
 Rows follow the evaluation CSV layout, so ``python -m neuralizer.evaluate.report`` puts them on
 docs/results.md.
 """
@@ -59,9 +63,30 @@ def largest_structures(label_maps: list[np.ndarray], n: int = N_STRUCTURES) -> t
     return tuple(sorted(candidates, key=lambda k: -volume[k])[:n])
 
 
-def atlas_deformable(target: nib.Nifti1Image, c_in, c_out, structures, model, seed: int = 0):
+class _Recorder:
+    """Stands in for :func:`~neuralizer.infer.align.deform_pairs` inside ``predict_volume``:
+    runs it, and keeps its inputs' target image, its result and its seconds."""
+
+    def __init__(self) -> None:
+        self.fixed: np.ndarray | None = None
+        self.pairs: list | None = None
+        self.seconds = 0.0
+
+    def __call__(self, fixed, pairs, voxel_size_mm, **kwargs):
+        from neuralizer.infer.align import deform_pairs
+
+        start = time.perf_counter()
+        self.fixed, self.pairs = fixed.copy(), deform_pairs(fixed, pairs, voxel_size_mm, **kwargs)
+        self.seconds = time.perf_counter() - start
+        return self.pairs
+
+
+def atlas_deformable(
+    target: nib.Nifti1Image, c_in, c_out, structures, model, seed: int = 0, record=None
+) -> tuple[np.ndarray, float]:
     """Majority vote of the examples' labels after the deformable mode's registrations, on the
-    target's grid (label values, 0 where no structure has half the votes)."""
+    target's grid (label values, 0 where no structure has half the votes); and the seconds of
+    the B-spline registrations taken from ``record`` (a :class:`_Recorder`), 0 otherwise."""
     from neuralizer.infer.align import align_context, deform_pairs
     from neuralizer.infer.checks import as_loaded
     from neuralizer.infer.engine import model_geometry, rescale_channels
@@ -78,12 +103,16 @@ def atlas_deformable(target: nib.Nifti1Image, c_in, c_out, structures, model, se
         "affine", work[0], grids[0], examples_in, examples_out, discrete=True, seed=seed,
         transforms=transforms, percentiles=geometry.percentiles,
     )  # fmt: skip
-    pairs = deform_pairs(work[0], pairs, geometry.voxel_size_mm, discrete=True, seed=seed)
+    if record is not None and record.fixed is not None and np.array_equal(record.fixed, work[0]):
+        pairs, recorded = record.pairs, record.seconds
+    else:
+        pairs = deform_pairs(work[0], pairs, geometry.voxel_size_mm, discrete=True, seed=seed)
+        recorded = 0.0
     votes = np.stack([np.mean([np.rint(out[0]) == k for _, out in pairs], axis=0)
                       for k in structures]).astype(np.float32)  # fmt: skip
     maps = _to_target(votes, grids[0], target_l)
     values = np.asarray(structures)
-    return np.where(maps.max(axis=0) >= 0.5, values[maps.argmax(axis=0)], 0)
+    return np.where(maps.max(axis=0) >= 0.5, values[maps.argmax(axis=0)], 0), recorded
 
 
 def _row(person: int, method: str, label: int, value: float, seconds: float) -> dict:
@@ -101,35 +130,45 @@ def main(root: Path = Path(), people: tuple[int, ...] | None = None) -> None:
     import neuralizer
     from neuralizer.data.people import PEOPLE_SPLITS
     from neuralizer.evaluate.metrics import dice
-    from neuralizer.evaluate.results import write_rows
-    from neuralizer.infer import align
+    from neuralizer.evaluate.results import read_rows, write_rows
+    from neuralizer.infer import align, volume
 
     model = neuralizer.load()
     examples = [recorded_person(n) for n in PEOPLE_SPLITS["train"][:N_CONTEXT]]
     c_in, c_out = [e[0] for e in examples], [e[1] for e in examples]
     structures = largest_structures([np.asarray(e[1].dataobj) for e in examples])
     print("structures:", structures, flush=True)
-    rows = []
+    path = root / "docs" / "results" / f"{NAME}.csv"
+    rows = read_rows(path)
+    done = {(int(r["target"]), r["method"]) for r in rows}
     for person in PEOPLE_SPLITS["test"] if people is None else people:
         target, truth = recorded_person(person)
         truth = np.asarray(truth.dataobj)
+        record = _Recorder()
         for method in METHODS:
+            if (person, method) in done:
+                continue
             align.clear_cache()
-            start = time.perf_counter()
+            start, extra = time.perf_counter(), 0.0
             if method == "atlas-deformable":
-                found = atlas_deformable(target, c_in, c_out, structures, model)
+                found, extra = atlas_deformable(target, c_in, c_out, structures, model,
+                                                record=record)  # fmt: skip
             else:
-                result = neuralizer.predict_volume(
-                    target, c_in, c_out, model=model, labels=list(structures),
-                    align=method.removeprefix("neuralizer-"),
-                )  # fmt: skip
+                volume.deform_pairs = record  # the deformable mode's registrations, recorded
+                try:
+                    result = neuralizer.predict_volume(
+                        target, c_in, c_out, model=model, labels=list(structures),
+                        align=method.removeprefix("neuralizer-"),
+                    )  # fmt: skip
+                finally:
+                    volume.deform_pairs = align.deform_pairs
                 found = np.asarray(result.prediction.dataobj)
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - start + extra
             scores = [dice(found == k, truth == k) for k in structures]
             for label, value in zip(structures, scores, strict=True):
                 rows.append(_row(person, method, label, value, seconds))
             print(person, method, f"mean Dice {np.mean(scores):.3f}, {seconds:.0f} s", flush=True)
-            write_rows(root / "docs" / "results" / f"{NAME}.csv", rows)
+            write_rows(path, rows)
 
 
 if __name__ == "__main__":

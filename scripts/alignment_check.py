@@ -9,7 +9,7 @@ recorded at 2 mm in LPI order (:func:`neuralizer.data.motion.moved_scan`):
   transform found for each moved copy against the motion composed with the unmoved one's, at
   the 8 corners of a 160 mm box centred on the brain (goal: within 2 mm).
 
-    python scripts/alignment_check.py --output docs/results/alignment-check.csv
+    python scripts/alignment_check.py --output docs/checks/alignment-check.csv
 
 Prints one line per registration and the worst cases (they go in docs/reliability.md).
 """

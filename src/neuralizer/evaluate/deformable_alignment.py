@@ -115,11 +115,12 @@ def atlas_deformable(
     return np.where(maps.max(axis=0) >= 0.5, values[maps.argmax(axis=0)], 0), recorded
 
 
-def _row(person: int, method: str, label: int, value: float, seconds: float) -> dict:
+def _row(person: int, method: str, label: int, structures, value: float, seconds: float) -> dict:
     from neuralizer.data.people import ASEG_NAMES
 
-    return {
-        "experiment": NAME, "method": method, "task": "segmentation", "instance": 0,
+    return {  # one task instance per structure: the results' key has no label
+        "experiment": NAME, "method": method, "task": "segmentation",
+        "instance": structures.index(label),
         "protocol": "aseg", "label": ASEG_NAMES[label], "modality": "t1", "n_context": N_CONTEXT,
         "target": person, "metric": "dice", "value": f"{value:.6g}", "seconds": f"{seconds:.4g}",
     }  # fmt: skip
@@ -166,7 +167,7 @@ def main(root: Path = Path(), people: tuple[int, ...] | None = None) -> None:
             seconds = time.perf_counter() - start + extra
             scores = [dice(found == k, truth == k) for k in structures]
             for label, value in zip(structures, scores, strict=True):
-                rows.append(_row(person, method, label, value, seconds))
+                rows.append(_row(person, method, label, structures, value, seconds))
             print(person, method, f"mean Dice {np.mean(scores):.3f}, {seconds:.0f} s", flush=True)
             write_rows(path, rows)
 

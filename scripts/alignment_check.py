@@ -38,6 +38,14 @@ from neuralizer.files import write_atomically
 RENDERS = (("t1", True), ("t1", False), ("t2", True), ("t2", False))
 
 
+def render_name(profile: str, head: bool) -> str:
+    """ "t1-head", "t1-brain", ...: a render's name on the command line."""
+    return f"{profile}-{'head' if head else 'brain'}"
+
+
+RENDER_NAMES = [render_name(*r) for r in RENDERS]
+
+
 def check_render(number: int, profile: str, head: bool, n_motions: int) -> list[dict]:
     """Rows of one render: the unmoved registration, then one per motion."""
     volume, brain, affine = person_scan(number, profile, head=head)
@@ -72,10 +80,14 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="CSV of every registration")
     parser.add_argument("--motions", type=int, default=10)
     parser.add_argument("--people", type=int, nargs="*", default=list(PEOPLE_SPLITS["test"]))
+    parser.add_argument("--renders", nargs="*", choices=RENDER_NAMES, default=RENDER_NAMES,
+                        help="which renders (default: all four)")  # fmt: skip
     args = parser.parse_args()
     rows: list[dict] = []
     for number in args.people:
         for profile, head in RENDERS:
+            if render_name(profile, head) not in args.renders:
+                continue
             for row in check_render(number, profile, head, args.motions):
                 rows.append(row)
                 print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"

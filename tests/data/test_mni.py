@@ -17,7 +17,10 @@ from neuralizer.data.motion import (
 )
 from neuralizer.data.people import PEOPLE_SPLITS
 
-PERSON = PEOPLE_SPLITS["test"][1]
+#: Its T2-like head, fitted to the T1 head template alone, stopped up to 10.2 mm (at a corner of
+#: the 160 mm box) away from the unmoved head's fit in 4 of 10 poses; on the T2-like template,
+#: within 0.1 mm.
+PERSON = PEOPLE_SPLITS["test"][2]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def head():
 
 def test_aligned_brain_overlaps_the_mni_brain(head):
     scan, mask, affine, found = head
-    assert found.kind == "head" and found.rotation_deg < 5
+    assert found.kind == "head" and found.contrast == "T2" and found.rotation_deg < 5
     assert aligned_brain_dice(mask, affine, found.matrix) >= 0.90
 
 
@@ -55,7 +58,7 @@ def test_t1_head_is_fitted_by_its_cranium_not_its_scalp():
     scan, scan_affine = moved_scan(image, affine, np.eye(4))
     mask, _ = moved_scan(brain.astype(np.uint8), affine, np.eye(4), order=0)
     found = register_to_mni(scan, scan_affine)
-    assert found.kind == "head"
+    assert found.kind == "head" and found.contrast == "T1"
     assert aligned_brain_dice(mask, scan_affine, found.matrix) >= 0.925
 
 

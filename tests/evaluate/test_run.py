@@ -152,8 +152,24 @@ def test_second_run_on_the_same_file_is_refused_and_duplicates_are_dropped(smoke
     with exclusive(config.output), pytest.raises(ValueError, match="another evaluation"):
         run(config)
     rows = read_rows(config.output)
-    write_rows(config.output, rows + rows[:3])  # as if two runs had appended the same rows
+    text = Path(config.output).read_text()
+    lines = text.splitlines(keepends=True)
+    Path(config.output).write_text(text + "".join(lines[1:4]))  # two runs appended the same rows
     assert read_rows(config.output) == rows
+
+
+def test_rows_that_share_a_key_are_refused_before_writing(smoke, tmp_path):
+    """Reread, all but the first of them would be lost: several structures of one target once
+    went in as one instance."""
+    from neuralizer.evaluate.results import append_rows
+
+    config, _, _ = smoke
+    rows = read_rows(config.output)
+    other = {**rows[0], "label": "another structure", "value": "0.5"}
+    for write in (write_rows, append_rows):
+        with pytest.raises(ValueError, match="share the key"):
+            write(tmp_path / "out.csv", [rows[0], other])
+        assert not (tmp_path / "out.csv").exists()
 
 
 def test_adapted_rows_fall_back_at_one_pair_and_record_their_time(tmp_path):

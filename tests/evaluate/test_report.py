@@ -8,6 +8,7 @@ from neuralizer.evaluate.report import (
     make_page,
     plot_relative,
     relative_rows,
+    target_table,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,19 @@ def test_the_report_reads_a_csv_being_appended_to_without_touching_it(tmp_path):
     page = make_page([str(path)], figures=False, page_dir=tmp_path)
     assert path.read_bytes() == before
     assert "20.000 ± 0.000 (2)" in page
+
+
+def test_target_table_gives_each_methods_mean_per_target_with_its_seconds():
+    """The scripted experiments' time per target (issue 32 asks for it beside the scores)."""
+
+    def row(method, target, instance, value, seconds):
+        return {**_row(method, 8, instance, value), "target": target, "seconds": seconds}
+
+    rows = [row("affine", "10", 0, 0.8, "100"), row("affine", "10", 1, 0.6, "100")]
+    rows += [row("deformable", "10", 0, 0.9, "1800"), row("affine", "5", 0, 0.5, "390")]
+    lines = target_table(rows)
+    assert lines[0] == "| target | affine | deformable |"
+    assert lines[2:] == ["| 5 | 0.500 (390 s) | – |", "| 10 | 0.700 (100 s) | 0.900 (1800 s) |"]
 
 
 def test_headline_compares_methods_at_the_largest_shared_n_and_counts_wins():

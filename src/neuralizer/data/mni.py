@@ -279,7 +279,7 @@ def _prepared(data: np.ndarray, affine: np.ndarray, kind: str, cache_dir: Path |
     kind = guess_kind(data, affine) if kind == "auto" else kind
     grid, template = templates(cache_dir)
     small, small_affine = registration_copy(data, affine)
-    fixed, moving = to_sitk(template[kind], grid.affine), to_sitk(small, small_affine)
+    fixed, moving = _fixed(kind, cache_dir), to_sitk(small, small_affine)
     starts = tuple(_starts(fixed, moving)[:N_STARTS])
     return _Scan(kind, small, small_affine, fixed, moving, foreground(template[kind]), grid, starts)
 
@@ -336,10 +336,10 @@ def _head_template(scan: _Scan, rigid, cache_dir: Path | None) -> str:
     inside = _cranium_voxels(cache_dir)
     moved = sitk.Resample(scan.moving, scan.fixed, rigid, sitk.sitkLinear, 0.0)
     values = sitk.GetArrayFromImage(moved).transpose(2, 1, 0)[inside]
+    if values.std() == 0:  # nothing to correlate: the first (T1)
+        return next(iter(HEAD_TEMPLATES))
 
     def score(name: str) -> float:
-        if values.std() == 0:
-            return 0.0
         return float(np.nan_to_num(np.corrcoef(values, template[name][inside])[0, 1]))
 
     return max(HEAD_TEMPLATES, key=score)  # the first (T1) on a tie

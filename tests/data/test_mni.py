@@ -50,16 +50,18 @@ def test_three_rigid_motions_land_within_2mm(head):
         assert error <= 2.0
 
 
-def test_t1_head_is_fitted_by_its_cranium_not_its_scalp():
-    """Person 17's T1-like head: the whole-head similarity stage alone reached a brain-mask
-    Dice of 0.906 (scale 1.02); the cranium stage brings it to 0.933, near the 0.941 of the
-    person's own MNI alignment."""
-    image, brain, affine = person_scan(17, "t1", head=True)
+@pytest.mark.parametrize("profile", ["t1", "t2"])
+def test_head_is_fitted_by_its_brain_not_its_skull(profile):
+    """Person 5's heads: a skull and CSF space larger than the templates' pulled the head stages'
+    fit 3 % too large (brain-mask Dice 0.895 T1-like, 0.878 T2-like). The brain stage brings both
+    to 0.902, what the person's own MNI alignment gets."""
+    image, brain, affine = person_scan(5, profile, head=True)
     scan, scan_affine = moved_scan(image, affine, np.eye(4))
     mask, _ = moved_scan(brain.astype(np.uint8), affine, np.eye(4), order=0)
     found = register_to_mni(scan, scan_affine)
-    assert found.kind == "head" and found.contrast == "T1"
-    assert aligned_brain_dice(mask, scan_affine, found.matrix) >= 0.925
+    assert found.kind == "head" and found.contrast == profile.upper()
+    assert max(abs(np.log(found.scales))) < 0.01
+    assert aligned_brain_dice(mask, scan_affine, found.matrix) >= 0.90
 
 
 def test_rotation_angle_and_scales_of_a_known_map():

@@ -23,7 +23,14 @@ and survives poses far from the template's:
    less than in the scalp, face and neck: the test people's T1-like heads went from brain-mask
    Dice 0.875-0.926 to 0.895-0.933. A refinement that changes the scale by more than about
    5 % is dropped (T2-like heads drifted to scales of 1.25-1.30 there against the T1 template);
-4. a **check** that rejects a bad optimum: the scan's foreground carried into MNI space must
+4. a head's **brain stage**: the scan outside the template's brain mask, carried onto it by the
+   head's fit, is set to zero (and so is a T2-like head's CSF, bright where the template's is
+   dark), and this brain is registered affinely to the MNI152 T1 brain from the head's fit. A
+   skull and CSF space larger than the template's pull a head fit too large: person 5 of the
+   test people, 3 %, brain-mask Dice 0.895 (T1-like) and 0.878 (T2-like); after this stage 0.902
+   for both, what the person's own MNI alignment gets. A metric mask alone (the scan left
+   whole) does not do it: the bright CSF of a T2-like head pulled the scale to 1.04-1.05;
+5. a **check** that rejects a bad optimum: the scan's foreground carried into MNI space must
    overlap the template's (:data:`MIN_OVERLAP`, Dice) and the scales stay within
    :data:`SCALE_RANGE`. A start that fails gives way to the next; when all fail, ValueError.
 
@@ -303,6 +310,7 @@ def _finished(scan: _Scan, rigid: list, seed: int, cache_dir: Path | None) -> Mn
                         iterations=_FINAL_ITERATIONS)  # fmt: skip
         if kind == "head":
             found = _cranium_refined(fixed, moving, found, cache_dir, seed)
+            found = _brain_refined(scan, found, HEAD_TEMPLATES[template], cache_dir, seed)
         matrix = transform_matrix_ras(found)
         overlap = _overlap(matrix, scan.small, scan.small_affine, scan.template_fg, scan.grid)
         result = MniTransform(matrix, kind, overlap, HEAD_TEMPLATES.get(template, "T1"))
@@ -325,6 +333,47 @@ def _cranium_refined(fixed, moving, head_found, cache_dir: Path | None, seed: in
                       iterations=_FINAL_ITERATIONS, mask=_cranium(cache_dir))  # fmt: skip
     change = abs(np.log(refined.GetScale() / head_found.GetScale()))
     return refined if change <= MAX_CRANIUM_RESCALE else head_found
+
+
+def _brain_refined(scan: _Scan, head_found, contrast: str, cache_dir: Path | None, seed: int):
+    """A head's transform refined on its brain alone: the scan outside the template's brain mask,
+    carried onto it by ``head_found``, set to zero (and, for a T2-like head, the CSF too, which
+    is bright there where the template's is dark, :func:`_tissue_ceiling`), then registered
+    affinely to the MNI152 T1 brain from ``head_found``. A head whose skull or CSF space is
+    larger or smaller than the template's pulls a head fit's scale off its brain's (person 5 of
+    the test people: 3 %). Kept only if it changes the scale by no more than
+    :data:`MAX_CRANIUM_RESCALE`."""
+    from neuralizer.data.register import to_sitk
+    from neuralizer.data.space import resample_to_grid
+
+    grid, _ = templates(cache_dir)
+    matrix = transform_matrix_ras(head_found)
+    on_scan = Grid(scan.small.shape, np.linalg.inv(matrix) @ scan.small_affine)
+    mask = _brain_voxels(cache_dir).astype(np.uint8)
+    inside = resample_to_grid(mask, grid.affine, on_scan, order=0) > 0
+    brain = np.where(inside, scan.small, 0.0).astype(np.float32)
+    if contrast == "T2":
+        brain[brain > _tissue_ceiling(scan.small, inside)] = 0.0
+    moving = to_sitk(brain, scan.small_affine)
+    refined, _ = _run(_fixed("brain", cache_dir), moving, _widened(head_found, "brain"), [2, 1],
+                      [_FINAL_SIGMA_MM] * 2, seed=seed)  # fmt: skip
+    change = abs(np.log(np.linalg.det(transform_matrix_ras(refined)[:3, :3])
+                        / np.linalg.det(matrix[:3, :3]))) / 3  # fmt: skip
+    return refined if change <= MAX_CRANIUM_RESCALE else head_found
+
+
+def _tissue_ceiling(data: np.ndarray, brain: np.ndarray) -> float:
+    """The intensity above which a T2-like scan's voxels are CSF rather than brain tissue: the
+    lower of two Otsu thresholds over the brain mask ``brain`` dilated by 4 mm (tissue, CSF, and
+    the brightest CSF)."""
+    import SimpleITK as sitk
+
+    near = ndimage.binary_dilation(brain, ndimage.generate_binary_structure(3, 1), iterations=2)
+    otsu = sitk.OtsuMultipleThresholdsImageFilter()
+    otsu.SetNumberOfThresholds(2)
+    otsu.SetNumberOfHistogramBins(64)
+    otsu.Execute(sitk.GetImageFromArray(data[near].astype(np.float32)[None, None]))
+    return float(otsu.GetThresholds()[0])
 
 
 def _head_template(scan: _Scan, rigid, cache_dir: Path | None) -> str:
@@ -352,6 +401,13 @@ def _fixed(name: str, cache_dir: Path | None):
 
     grid, template = templates(cache_dir)
     return to_sitk(template[name], grid.affine)
+
+
+@functools.lru_cache(maxsize=4)
+def _brain_voxels(cache_dir: Path | None) -> np.ndarray:
+    """The template brain's mask (bool, the templates' grid), as the alignment check's."""
+    _, template = templates(cache_dir)
+    return ndimage.binary_fill_holes(template["brain"] > 0.02)
 
 
 @functools.lru_cache(maxsize=4)

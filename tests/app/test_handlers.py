@@ -193,7 +193,7 @@ def test_the_target_is_drawn_with_the_template_outline_the_alignment_found():
     from types import SimpleNamespace
 
     from neuralizer.app.view import OUTLINE_RGB, view_of
-    from neuralizer.data.mni import templates
+    from neuralizer.data.mni_templates import templates
     from neuralizer.infer.io import Loaded
 
     grid, template = templates()

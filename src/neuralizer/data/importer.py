@@ -21,7 +21,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from neuralizer.data.mni import KINDS, guess_kind, register_to_mni, templates
+from neuralizer.data.mni import KINDS, guess_kind, register_to_mni
+from neuralizer.data.mni_templates import templates
 from neuralizer.data.space import Grid, common_grid, percentile_rescale, resample_to_grid
 from neuralizer.files import write_atomically
 

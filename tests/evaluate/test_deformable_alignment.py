@@ -17,3 +17,25 @@ def test_largest_structures_by_mean_volume_without_csf_or_head_labels():
         m[16:17, : rng.integers(1, 4)] = 53  # smaller than 17 in every map
         maps.append(m)
     assert largest_structures(maps, n=3) == (2, 17, 53)
+
+
+def test_recorded_registrations_are_replayed_only_for_the_same_target():
+    """The atlas baseline reuses the deformable mode's B-spline registrations (and counts their
+    seconds) when its target image is the one they were recorded for; another one registers."""
+    from neuralizer.evaluate.deformable_alignment import _Recorder
+
+    rng = np.random.default_rng(1)
+    z = np.linspace(-1, 1, 16)
+    blob = np.exp(-4 * (z[:, None, None] ** 2 + z[None, :, None] ** 2 + z[None, None] ** 2))
+    fixed = blob.astype(np.float32)
+    pairs = [(np.roll(blob, 1, axis=0)[None].astype(np.float32),
+              (np.roll(blob, 1, axis=0) > 0.5)[None].astype(np.float32))]  # fmt: skip
+    record = _Recorder()
+    first = record(fixed, pairs, 2.0, discrete=True)
+    assert record.seconds > 0 and first[0][0].shape == (1, 16, 16, 16)
+    assert record.replay(fixed.copy(), pairs, 2.0, discrete=True) is first
+    assert record.replayed == record.seconds
+    other = fixed + 0.1 * rng.random(fixed.shape).astype(np.float32)
+    again = record.replay(other, pairs, 2.0, discrete=True)
+    assert again is not first and record.replayed == 0.0
+    assert np.array_equal(record.fixed, other)

@@ -64,13 +64,15 @@ def largest_structures(label_maps: list[np.ndarray], n: int = N_STRUCTURES) -> t
 
 
 class _Recorder:
-    """Stands in for :func:`~neuralizer.infer.align.deform_pairs` inside ``predict_volume``:
-    runs it, and keeps its inputs' target image, its result and its seconds."""
+    """Stands in for :func:`~neuralizer.infer.align.deform_pairs`: runs it and keeps its target
+    image, its result and its seconds; :meth:`replay` gives that result back for the same target
+    image, so that the atlas baseline reuses the deformable mode's registrations."""
 
     def __init__(self) -> None:
         self.fixed: np.ndarray | None = None
         self.pairs: list | None = None
         self.seconds = 0.0
+        self.replayed = 0.0
 
     def __call__(self, fixed, pairs, voxel_size_mm, **kwargs):
         from neuralizer.infer.align import deform_pairs
@@ -80,39 +82,38 @@ class _Recorder:
         self.seconds = time.perf_counter() - start
         return self.pairs
 
+    def replay(self, fixed, pairs, voxel_size_mm, **kwargs):
+        """The recorded pairs when ``fixed`` is the recorded target image (their seconds in
+        ``replayed``), else :meth:`__call__`'s."""
+        if self.fixed is not None and np.array_equal(self.fixed, fixed):
+            self.replayed = self.seconds
+            return self.pairs
+        self.replayed = 0.0
+        return self(fixed, pairs, voxel_size_mm, **kwargs)
+
 
 def atlas_deformable(
     target: nib.Nifti1Image, c_in, c_out, structures, model, seed: int = 0, record=None
 ) -> tuple[np.ndarray, float]:
     """Majority vote of the examples' labels after the deformable mode's registrations, on the
     target's grid (label values, 0 where no structure has half the votes); and the seconds of
-    the B-spline registrations taken from ``record`` (a :class:`_Recorder`), 0 otherwise."""
-    from neuralizer.infer.align import align_context, deform_pairs
+    the B-spline registrations replayed from ``record`` (a :class:`_Recorder`), 0 otherwise."""
     from neuralizer.infer.checks import as_loaded
-    from neuralizer.infer.engine import model_geometry, rescale_channels
-    from neuralizer.infer.volume import _to_target, resample_channels, working_grids
+    from neuralizer.infer.engine import model_geometry
+    from neuralizer.infer.volume import _to_target, aligned_views
 
-    geometry = model_geometry(model)
     target_l = as_loaded(target, "target")
     examples_in = [as_loaded(c, "context_in") for c in c_in]
     examples_out = [as_loaded(c, "context_out") for c in c_out]
-    grids, transforms, _ = working_grids(target_l, examples_in, "affine", seed, geometry,
-                                         ("coronal",))  # fmt: skip
-    work = rescale_channels(resample_channels(target_l, grids[0]), geometry.percentiles)
-    pairs = align_context(
-        "affine", work[0], grids[0], examples_in, examples_out, discrete=True, seed=seed,
-        transforms=transforms, percentiles=geometry.percentiles,
-    )  # fmt: skip
-    if record is not None and record.fixed is not None and np.array_equal(record.fixed, work[0]):
-        pairs, recorded = record.pairs, record.seconds
-    else:
-        pairs = deform_pairs(work[0], pairs, geometry.voxel_size_mm, discrete=True, seed=seed)
-        recorded = 0.0
-    votes = np.stack([np.mean([np.rint(out[0]) == k for _, out in pairs], axis=0)
+    record = record or _Recorder()
+    aligned = aligned_views(target_l, examples_in, examples_out, "deformable", seed,
+                            model_geometry(model), ("coronal",), discrete=True,
+                            deform=record.replay)  # fmt: skip
+    votes = np.stack([np.mean([np.rint(out[0]) == k for _, out in aligned.pairs[0]], axis=0)
                       for k in structures]).astype(np.float32)  # fmt: skip
-    maps = _to_target(votes, grids[0], target_l)
+    maps = _to_target(votes, aligned.grids[0], target_l)
     values = np.asarray(structures)
-    return np.where(maps.max(axis=0) >= 0.5, values[maps.argmax(axis=0)], 0), recorded
+    return np.where(maps.max(axis=0) >= 0.5, values[maps.argmax(axis=0)], 0), record.replayed
 
 
 def _row(person: int, method: str, label: int, structures, value: float, seconds: float) -> dict:

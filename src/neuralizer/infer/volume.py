@@ -15,6 +15,7 @@ grid and header. Slices follow the training convention of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,33 +143,14 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
     options, outputs, target_l = plan.options, plan.outputs, plan.target
     c_in, c_out = list(plan.context_in), list(plan.context_out)
     geometry = model_geometry(net)
-    voxel_size_mm, image_size = geometry.voxel_size_mm, geometry.image_size
     views = ALL_VIEWS if options.axis == "all" else (options.axis,)
     check_prediction(plan, net)  # the resource plan, before any working array exists
-    mode, seed = options.align, options.seed
-    adapt_config = plan_adaptation(net, options, len(c_in), image_size)
-    grids, transforms, alignment = working_grids(target_l, c_in, mode, seed, geometry, views)
-    space = "RAS" if alignment is None else "MNI152-aligned"
-    percentiles = geometry.percentiles  # the intensity normalisation the model was trained with
-    works = [rescale_channels(resample_channels(target_l, grid), percentiles) for grid in grids]
-    steps = [f"working grid {g.shape} at {voxel_size_mm:g} mm ({space}), {v} slices"
-             for v, g in zip(views, grids, strict=True)]  # fmt: skip
-    steps += [f"alignment: {mode}"]
-    if alignment is not None:
-        steps += [f"target to MNI152: {alignment.describe()}"]
-    discrete = outputs.kind != "image"
-    all_pairs = [
-        align_context("none" if transforms is None else "affine", target_work[0], grid, c_in,
-                      c_out, discrete=discrete, seed=seed, transforms=transforms,
-                      percentiles=percentiles)
-        for grid, target_work in zip(grids, works, strict=True)
-    ]  # fmt: skip
-    if mode == "deformable":
-        all_pairs = [
-            deform_pairs(work[0], pairs, voxel_size_mm, discrete=discrete, seed=seed)
-            for work, pairs in zip(works, all_pairs, strict=True)
-        ]
-        steps += [f"deformable: {len(c_in)} B-spline registrations per view"]
+    seed = options.seed
+    adapt_config = plan_adaptation(net, options, len(c_in), geometry.image_size)
+    aligned = aligned_views(target_l, c_in, c_out, options.align, seed, geometry, views,
+                            discrete=outputs.kind != "image")  # fmt: skip
+    grids, works, all_pairs = aligned.grids, aligned.works, aligned.pairs
+    steps = list(aligned.steps)
     adapted = None
     if adapt_config is not None:
         axes = [AXES[v] for v in views]
@@ -192,8 +174,60 @@ def predict_plan_volume(plan: PredictPlan, net: Neuralizer, *, progress: bool = 
         nifti_like(result, reference), _nifti_or_none(uncertainty, reference),
         _nifti_or_none(probabilities, reference), outputs.kind, outputs.label_values,
         tuple(steps), adapt_seconds=None if adapted is None else adapted.seconds,
-        alignment=alignment,
+        alignment=aligned.alignment,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AlignedViews:
+    """The target and its context pairs on each view's working grid: the grids, the target's
+    rescaled channels on each (C×X×Y×Z), the (input, output) pairs on each, the target's MNI
+    transform (None for ``align="none"``) and the lines the result's steps say of them."""
+
+    grids: list[Grid]
+    works: list[np.ndarray]
+    pairs: list[list[tuple[np.ndarray, np.ndarray]]]
+    alignment: Any
+    steps: tuple[str, ...]
+
+
+def aligned_views(
+    target: Loaded,
+    c_in: list[Loaded],
+    c_out: list[Loaded],
+    mode: str,
+    seed: int,
+    geometry,
+    views: Sequence[str],
+    *,
+    discrete: bool,
+    deform=None,
+) -> AlignedViews:
+    """The working grid of each of ``views`` and the target and context pairs resampled onto it,
+    aligned by ``mode`` ("none", "affine" or "deformable"); ``deform`` stands in for
+    :func:`~neuralizer.infer.align.deform_pairs` (the deformable stage)."""
+    grids, transforms, alignment = working_grids(target, c_in, mode, seed, geometry, views)
+    space = "RAS" if alignment is None else "MNI152-aligned"
+    percentiles = geometry.percentiles  # the intensity normalisation the model was trained with
+    works = [rescale_channels(resample_channels(target, grid), percentiles) for grid in grids]
+    steps = [f"working grid {g.shape} at {geometry.voxel_size_mm:g} mm ({space}), {v} slices"
+             for v, g in zip(views, grids, strict=True)]  # fmt: skip
+    steps += [f"alignment: {mode}"]
+    if alignment is not None:
+        steps += [f"target to MNI152: {alignment.describe()}"]
+    all_pairs = [
+        align_context("none" if transforms is None else "affine", work[0], grid, c_in, c_out,
+                      discrete=discrete, seed=seed, transforms=transforms, percentiles=percentiles)
+        for grid, work in zip(grids, works, strict=True)
+    ]  # fmt: skip
+    if mode == "deformable":
+        deform = deform or deform_pairs
+        all_pairs = [
+            deform(work[0], pairs, geometry.voxel_size_mm, discrete=discrete, seed=seed)
+            for work, pairs in zip(works, all_pairs, strict=True)
+        ]
+        steps += [f"deformable: {len(c_in)} B-spline registrations per view"]
+    return AlignedViews(grids, works, all_pairs, alignment, tuple(steps))
 
 
 def working_grids(

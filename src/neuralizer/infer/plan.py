@@ -32,7 +32,7 @@ VIEWS = (*AXES, "all")
 DEVICES = ("auto", "cpu", "cuda")
 #: adaptation steps K of ``--adapt`` alone and ``adapt=True`` (chosen on the validation split:
 #: scripts/adapt_defaults.py, docs/adapt.md)
-DEFAULT_ADAPT_STEPS = 50
+DEFAULT_ADAPT_STEPS = 100
 
 
 def _positive_int(value: Any, what: str) -> int:

@@ -70,8 +70,8 @@ HEAD_VOLUME_ML = 2200.0
 MIN_OVERLAP = 0.6
 #: Each singular value of the found linear map (scan mm per MNI mm) must lie in this range.
 SCALE_RANGE = (0.7, 1.45)
-#: The cranium stage may refine a head's scale, not change it: a result whose scale differs
-#: from the whole-head stage's by more than this (log ratio, about 5 %) is dropped. T2-like
+#: The cranium and brain stages may refine a head's scale, not change it: a result whose scale
+#: differs from the stage before's by more than this (log ratio, about 5 %) is dropped. T2-like
 #: heads, whose bright CSF the T1 template has dark, drifted to scales of 1.25-1.30 there on the
 #: T1 template.
 MAX_CRANIUM_RESCALE = 0.05

@@ -79,8 +79,10 @@ def fixed_image(name: str, cache_dir: Path | None):
 @functools.lru_cache(maxsize=4)
 def brain_voxels(cache_dir: Path | None) -> np.ndarray:
     """The template brain's mask (bool, the templates' grid), as the alignment check's."""
+    from neuralizer.data.people import brain_mask_of
+
     _, template = templates(cache_dir)
-    return ndimage.binary_fill_holes(template["brain"] > 0.02)
+    return brain_mask_of(template["brain"])
 
 
 @functools.lru_cache(maxsize=4)

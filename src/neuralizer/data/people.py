@@ -115,7 +115,12 @@ def mni_brain_mask(grid: Grid) -> np.ndarray:
     """The MNI152 T1 brain's mask on ``grid`` (what the alignment check compares against)."""
     from neuralizer.data.sources import load_templates
 
-    return ndimage.binary_fill_holes(load_templates(grid)["t1_brain"] > 0.02)
+    return brain_mask_of(load_templates(grid)["t1_brain"])
+
+
+def brain_mask_of(t1_brain: np.ndarray) -> np.ndarray:
+    """The mask of an MNI152 T1 brain image in [0, 1]: above 0.02, holes filled."""
+    return ndimage.binary_fill_holes(t1_brain > 0.02)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

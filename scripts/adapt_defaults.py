@@ -10,11 +10,7 @@ written to ``--output`` (JSON, atomically) after each adaptation, and a rerun sk
 
     python scripts/adapt_defaults.py --output docs/results/adapt-defaults.json
 
-``--instances`` draws more task instances (0 alone by default). ``--guard`` also runs the guard's
-trial (:func:`~neuralizer.infer.adapt.trial_adaptation`, at the largest K) for each row and
-records its held-out losses and the trial copy's score: the summary then gives the guarded
-adaptation (the adaptation when the trial lowers the held-out loss, else the plain model) and
-the trial copy alone (the same rule, without the second adaptation on every pair).
+``--instances`` draws more task instances (0 alone by default).
 
 The summary (mean score relative to the plain model, per setting, over tasks) goes in
 docs/adapt.md.
@@ -23,6 +19,7 @@ docs/adapt.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -36,7 +33,7 @@ from neuralizer.evaluate.metrics import score
 from neuralizer.evaluate.run import neuralizer_predictor
 from neuralizer.evaluate.sets import build_instances
 from neuralizer.files import write_atomically
-from neuralizer.infer.adapt import AdaptConfig, adapt_model, trial_adaptation
+from neuralizer.infer.adapt import DEFAULT_BATCH, AdaptConfig, adapt_model
 
 TASKS = ("segmentation", "skull_stripping", "denoising", "modality_transfer")
 
@@ -64,13 +61,14 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--instances", type=int, nargs="+", default=[0])
-    parser.add_argument("--guard", action="store_true", help="also run the guard's trial")
+    parser.add_argument("--batches", type=int, nargs="+", default=[DEFAULT_BATCH])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = validation_config(args.targets, args.sizes)
     model = load(config.models["neuralizer-seen"])
     rows = json.loads(args.output.read_text())["rows"] if args.output.is_file() else []
-    done = {(r["task"], r.get("instance", 0), r["n"], r["lr"], r["parameters"]) for r in rows}
+    done = {(r["task"], r.get("instance", 0), r["n"], r["lr"], r["parameters"],
+             r.get("batch", DEFAULT_BATCH)) for r in rows}  # fmt: skip
 
     def save() -> None:
         text = json.dumps({"config": "scripts/adapt_defaults.py", "rows": rows}, indent=1)
@@ -93,63 +91,45 @@ def _instance_rows(model, config, task, index, args, done, rows, save) -> None:
 
     for n in args.sizes:
         plain = None
-        for lr in args.lrs:
-            for which in args.parameters:
-                if (task, index, n, lr, which) in done:
-                    continue
-                plain = evaluate(model, n) if plain is None else plain
-                scores: dict[int, float] = {}
+        for lr, which, batch in itertools.product(args.lrs, args.parameters, args.batches):
+            if (task, index, n, lr, which, batch) in done:
+                continue
+            plain = evaluate(model, n) if plain is None else plain
+            scores: dict[int, float] = {}
 
-                def on_step(k, net, n=n, scores=scores) -> None:
-                    if k in args.steps:
-                        scores[k] = evaluate(net, n)
+            def on_step(k, net, n=n, scores=scores) -> None:
+                if k in args.steps:
+                    scores[k] = evaluate(net, n)
 
-                outputs = inst.pool_out[None, :n]
-                if inst.segmentation_like:
-                    outputs = (outputs >= 0.5).astype(np.float32)
-                pairs = (model, inst.pool_in[None, :n], [outputs], inst.segmentation_like)
-                settings = AdaptConfig(steps=max(args.steps), lr=lr, parameters=which)
-                start = time.perf_counter()
-                adapt_model(*pairs, settings, on_step=on_step)
-                row = {
-                    "task": task, "instance": index, "n": n, "lr": lr, "parameters": which,
-                    "plain": plain, "scores": {str(k): v for k, v in scores.items()},
-                    "seconds": round(time.perf_counter() - start, 1), "threads": args.threads,
-                }  # fmt: skip
-                if args.guard:
-                    trial, before, after = trial_adaptation(*pairs, settings)
-                    row["guard"] = {"before": before, "after": after, "trial": evaluate(trial, n)}
-                rows.append(row)
-                save()
-                print(json.dumps(row), flush=True)
+            outputs = inst.pool_out[None, :n]
+            if inst.segmentation_like:
+                outputs = (outputs >= 0.5).astype(np.float32)
+            pairs = (model, inst.pool_in[None, :n], [outputs], inst.segmentation_like)
+            settings = AdaptConfig(steps=max(args.steps), lr=lr, parameters=which, batch=batch)
+            start = time.perf_counter()
+            adapt_model(*pairs, settings, on_step=on_step)
+            row = {
+                "task": task, "instance": index, "n": n, "lr": lr, "parameters": which,
+                "batch": batch, "plain": plain, "scores": {str(k): v for k, v in scores.items()},
+                "seconds": round(time.perf_counter() - start, 1), "threads": args.threads,
+            }  # fmt: skip
+            rows.append(row)
+            save()
+            print(json.dumps(row), flush=True)
 
 
 def summarise(rows: list[dict]) -> None:
-    """Print the mean score relative to the plain model per (lr, parameters, K), over rows."""
+    """Print the mean score relative to the plain model (and the lowest) per setting and n."""
     settings: dict[tuple, list[float]] = {}
     for r in rows:
         for k, v in r["scores"].items():
-            settings.setdefault((r["lr"], r["parameters"], int(k)), []).append(v / r["plain"])
-    for (lr, which, k), ratios in sorted(settings.items()):
-        print(f"lr {lr:g} {which:8s} K={k:4d}: {np.mean(ratios):.4f} over {len(ratios)} rows")
-    guarded = [r for r in rows if "guard" in r]
-    for n in sorted({r["n"] for r in guarded}):
-        at_n = [r for r in guarded if r["n"] == n]
-        ratios = np.array([_guard_ratios(r) for r in at_n])
-        declined = sum(not r["guard"]["after"] < r["guard"]["before"] for r in at_n)
-        names = ("unguarded", "guarded", "trial copy")
-        means, lows = ratios.mean(0), ratios.min(0)
-        parts = [f"{a} {m:.4f} ({lo:.3f})" for a, m, lo in zip(names, means, lows, strict=True)]
-        print(f"n={n:3d} over {len(at_n)} rows, {declined} declined; relative to plain, mean "
-              f"(lowest): {', '.join(parts)}")  # fmt: skip
-
-
-def _guard_ratios(row: dict) -> tuple[float, float, float]:
-    """A guarded row's scores relative to plain: adapted at the largest K, guarded (adapted if
-    the trial lowered the held-out loss, else plain), the trial copy under the same rule."""
-    adapted = row["scores"][str(max(int(k) for k in row["scores"]))] / row["plain"]
-    kept = row["guard"]["after"] < row["guard"]["before"]
-    return adapted, adapted if kept else 1.0, row["guard"]["trial"] / row["plain"] if kept else 1.0
+            key = (r["lr"], r["parameters"], r.get("batch", DEFAULT_BATCH), r["n"], int(k))
+            settings.setdefault(key, []).append(v / r["plain"])
+    for (lr, which, batch, n, k), ratios in sorted(settings.items()):
+        print(
+            f"lr {lr:g} {which:8s} batch {batch} n={n:3d} K={k:4d}: {np.mean(ratios):.4f} "
+            f"(lowest {min(ratios):.3f}) over {len(ratios)} rows"
+        )
 
 
 if __name__ == "__main__":

@@ -14,12 +14,6 @@ left-right flip, since a user's mask of one hemisphere's structure has no mirror
 to. The loss is training's (:func:`~neuralizer.tasks.losses.episode_losses`): soft Dice for mask
 outputs (segmentation, each label of a label map), 10 × MSE for images.
 
-With the guard (``AdaptConfig.guard``), a trial adaptation comes first: one pair, drawn with the
-seed, is never a target of its episodes (it may still be context), and its loss when predicted
-from all the other pairs is measured with the model as it is and with the trial's copy. If the
-trial does not lower it, adapting is judged not to pay on these examples and the model is used
-as it is; otherwise the adaptation proper runs on every pair. It costs up to twice the steps.
-
 The loaded model is never modified (a deep copy moves), and a run is a pure function of the
 seed: episodes come from a NumPy generator seeded with it.
 """
@@ -53,15 +47,12 @@ DEFAULT_BATCH = 2
 MAX_EPISODE_CONTEXT = 7
 #: the spatial augmentation of training, without the flip (module doc)
 ADAPT_SPATIAL = SpatialConfig(p_flip=0.0)
-#: most positions (slices) at which the guard measures the held-out pair's loss
-GUARD_POSITIONS = 8
 
 
 @dataclass(frozen=True)
 class AdaptConfig:
     """K ``steps`` of Adam at ``lr`` on ``batch`` episodes each, moving ``parameters``;
-    ``max_context``: largest context of an episode; ``seed``: the episodes' draws; ``guard``:
-    adapt only if a trial with one pair held out lowers that pair's loss (module doc)."""
+    ``max_context``: largest context of an episode; ``seed``: the episodes' draws."""
 
     steps: int
     lr: float = DEFAULT_LR
@@ -69,7 +60,6 @@ class AdaptConfig:
     batch: int = DEFAULT_BATCH
     max_context: int = MAX_EPISODE_CONTEXT
     seed: int = 0
-    guard: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "max_context"):
@@ -86,19 +76,11 @@ class AdaptConfig:
 
 @dataclass(frozen=True)
 class Adapted:
-    """The adapted copy, and what it took (``seconds``; ``note`` one line for logs).
-    ``check``: the guard's held-out loss before and after the trial (None without the guard);
-    when the trial did not lower it, ``model`` is the given model itself, not adapted."""
+    """The adapted copy, and what it took (``seconds``; ``note`` one line for logs)."""
 
     model: Neuralizer
     seconds: float
     note: str
-    check: tuple[float, float] | None = None
-
-    @property
-    def declined(self) -> bool:
-        """Whether the guard kept the model as it is."""
-        return self.check is not None and not self.check[1] < self.check[0]
 
 
 def moving_parameters(model: Neuralizer, which: str) -> list[torch.nn.Parameter]:
@@ -155,11 +137,9 @@ def _episodes(
     discrete: bool,
     config: AdaptConfig,
     rng: np.random.Generator,
-    targets: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step's batch: target input B×C×H×W and output B×1×H×W, context B×S×C×H×W and
-    B×S×1×H×W (S the step's context size, drawn from 1 .. min(L − 1, max_context)).
-    ``targets``: the pairs that may be an episode's target (default: all)."""
+    B×S×1×H×W (S the step's context size, drawn from 1 .. min(L − 1, max_context))."""
     n_pairs = pairs_in.shape[1]
     size = int(rng.integers(1, min(n_pairs - 1, config.max_context) + 1))
     x, y, c_in, c_out = [], [], [], []
@@ -167,9 +147,6 @@ def _episodes(
         where = int(positions[rng.integers(len(positions))])
         outputs = maps[int(rng.integers(len(maps)))]
         order = rng.permutation(n_pairs)
-        if targets is not None:
-            first = targets[rng.integers(len(targets))]
-            order = np.concatenate([[first], order[order != first]])
         chosen = [_warp_pair(pairs_in[where, i], outputs[where, i], discrete, rng)
                   for i in order[: size + 1]]  # fmt: skip
         x.append(chosen[0][0])
@@ -204,16 +181,6 @@ def adapt_model(
     if n_pairs < 2:
         raise ValueError("adaptation needs at least 2 context pairs (one target, one context)")
     start = time.perf_counter()
-    check = None
-    if config.guard:
-        check = trial_adaptation(model, pairs_in, maps, discrete, config, positions, progress)[1:]
-        if not check[1] < check[0]:
-            seconds = time.perf_counter() - start
-            note = (
-                f"adapting did not lower the loss of a held-out example pair ({check[0]:.4f} → "
-                f"{check[1]:.4f}): predicted with the model as it is ({seconds:.1f} s)"
-            )
-            return Adapted(model, seconds, note, check)
     with torch.inference_mode(False), torch.enable_grad():
         net = _train(model, pairs_in, maps, discrete, config, positions, progress, on_step)
     net.eval().requires_grad_(False)
@@ -222,76 +189,11 @@ def adapt_model(
         f"adapted a copy of the model to the {n_pairs} example pairs: {config.steps} steps "
         f"({config.parameters} weights, lr {config.lr:g}) in {seconds:.1f} s"
     )
-    if check is not None:
-        note += f" (a held-out pair's loss fell {check[0]:.4f} → {check[1]:.4f} in a trial)"
-    return Adapted(net, seconds, note, check)
+    return Adapted(net, seconds, note)
 
 
-def trial_adaptation(
-    model: Neuralizer,
-    pairs_in: np.ndarray,
-    maps: Sequence[np.ndarray],
-    discrete: bool,
-    config: AdaptConfig,
-    positions: np.ndarray | None = None,
-    progress: bool = False,
-) -> tuple[Neuralizer, float, float]:
-    """The guard's trial: a copy adapted with one pair (drawn with the seed) never a target,
-    and that pair's loss before (``model``) and after (the copy), predicted from the others."""
-    n_pairs = pairs_in.shape[1]
-    held = held_out_pair(n_pairs, config.seed)
-    targets = np.delete(np.arange(n_pairs), held)
-    where = np.arange(len(pairs_in)) if positions is None else np.asarray(positions)
-    picked = where[np.linspace(0, len(where) - 1, min(GUARD_POSITIONS, len(where))).round()
-                   .astype(int)]  # fmt: skip
-    with torch.inference_mode(False), torch.enable_grad():
-        trial = _train(model, pairs_in, maps, discrete, config, positions, progress, None,
-                       targets=targets, stream=1)  # fmt: skip
-    trial.eval().requires_grad_(False)
-    before, after = (held_out_loss(net, pairs_in, maps, discrete, held, picked)
-                     for net in (model, trial))  # fmt: skip
-    return trial, before, after
-
-
-def held_out_pair(n_pairs: int, seed: int) -> int:
-    """The pair the guard's trial holds out of its episodes' targets, drawn with ``seed``."""
-    return int(np.random.default_rng([0x6E1D, seed]).integers(n_pairs))
-
-
-def held_out_loss(
-    net: Neuralizer,
-    pairs_in: np.ndarray,
-    maps: Sequence[np.ndarray],
-    discrete: bool,
-    held: int,
-    positions: np.ndarray,
-) -> float:
-    """The adaptation loss of pair ``held`` predicted from every other pair, one position at a
-    time (a prediction's slice with one pair fewer), averaged over ``positions`` and maps."""
-    device = next(net.parameters()).device
-    channels, multiple = net.config.in_channels, net.config.size_multiple
-    others = np.delete(np.arange(pairs_in.shape[1]), held)
-    seg = torch.full((1,), discrete)
-    losses = []
-    with torch.inference_mode():
-        for outputs in maps:
-            for p in positions:
-                x = pad_channels(torch.from_numpy(pairs_in[p, held][None]), channels)
-                c_in = pad_channels(torch.from_numpy(pairs_in[p, others][None]), channels)
-                c_out = torch.from_numpy(np.ascontiguousarray(outputs[p, others][None]))
-                (x, (h, w)), (c_in, _), (c_out, _) = (
-                    pad_to_multiple(t.float(), multiple) for t in (x, c_in, c_out)
-                )
-                raw = net(x.to(device), c_in.to(device), c_out.to(device))[..., :h, :w]
-                y = torch.from_numpy(np.ascontiguousarray(outputs[p, held][None])).float()
-                losses.append(float(episode_losses(raw, y.to(device), seg).mean()))
-    return float(np.mean(losses))
-
-
-def _train(model, pairs_in, maps, discrete, config, positions, progress, on_step, *,
-           targets=None, stream=0) -> Neuralizer:  # fmt: skip
-    """The adaptation loop of :func:`adapt_model` (with autograd on); ``targets``: the pairs
-    episodes may take as target; ``stream``: 1 draws the guard's trial apart from the proper."""
+def _train(model, pairs_in, maps, discrete, config, positions, progress, on_step) -> Neuralizer:
+    """The adaptation loop of :func:`adapt_model` (with autograd on)."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
@@ -301,16 +203,14 @@ def _train(model, pairs_in, maps, discrete, config, positions, progress, on_step
     for p in net.parameters():
         p.requires_grad_(id(p) in ids)
     optimizer = torch.optim.Adam(moving, lr=config.lr)
-    key = [0x5ADA97, config.seed, stream] if stream else [0x5ADA97, config.seed]
-    rng = np.random.default_rng(key)
+    rng = np.random.default_rng([0x5ADA97, config.seed])
     where = np.arange(len(pairs_in)) if positions is None else np.asarray(positions)
     channels, multiple = net.config.in_channels, net.config.size_multiple
     seg = torch.full((config.batch,), discrete)
-    desc = "checking adaptation" if stream else "adapting"
-    bar = tqdm(range(config.steps), unit="step", desc=desc, disable=not progress,
+    bar = tqdm(range(config.steps), unit="step", desc="adapting", disable=not progress,
                leave=False, file=sys.stderr)  # fmt: skip
     for step in bar:
-        x, y, c_in, c_out = _episodes(pairs_in, maps, where, discrete, config, rng, targets)
+        x, y, c_in, c_out = _episodes(pairs_in, maps, where, discrete, config, rng)
         x, c_in = pad_channels(x, channels), pad_channels(c_in, channels)
         (x, (h, w)), (c_in, _), (c_out, _) = (
             pad_to_multiple(t, multiple) for t in (x, c_in, c_out)

@@ -4,16 +4,19 @@ Rows are appended and flushed to disk as each group finishes, so an interrupted 
 the group in progress. On reading, a torn last line (a crash mid-write) is dropped and the file
 rewritten atomically; the keys of the complete rows tell a rerun what to skip (a duplicated key
 keeps its first row). A run holds ``<output>.lock`` (:func:`exclusive`) so that two runs never
-append to one file.
+append to one file; runs split over processes write files of their own, which
+:func:`merge_results` (``python -m neuralizer.evaluate.results``) then joins.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import fcntl
 import io
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -107,3 +110,46 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
         file.write(buffer.getvalue())
         file.flush()
         os.fsync(file.fileno())
+
+
+def merge_results(into: str | Path, sources: Sequence[str | Path]) -> int:
+    """Add to the results CSV ``into`` every row of ``sources`` whose key it lacks (the first
+    file to hold a key wins), and to each JSON summaries file beside it (``<stem>-<kind>.json``:
+    U-Net trainings, adaptations) the entries of the sources' files of that kind that it lacks.
+    Holds ``into``'s lock. Returns the number of rows added."""
+    into = Path(into)
+    with exclusive(into):
+        rows = read_rows(into)
+        before, known = len(rows), {row_key(r) for r in rows}
+        for source in map(Path, sources):
+            for row in read_rows(source, repair=False):
+                if row_key(row) not in known:
+                    known.add(row_key(row))
+                    rows.append(row)
+            for summaries in sorted(source.parent.glob(f"{source.stem}-*.json")):
+                kind = summaries.name[len(source.stem) :]
+                target = into.with_name(into.stem + kind)
+                merged = json.loads(target.read_text()) if target.is_file() else {}
+                for name, entry in json.loads(summaries.read_text()).items():
+                    merged.setdefault(name, entry)
+                text = json.dumps(dict(sorted(merged.items())), indent=1) + "\n"
+                write_atomically(target, text.encode())
+        write_rows(into, rows)
+    return len(rows) - before
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m neuralizer.evaluate.results",
+        description="merge results CSVs (and their JSON summaries) written by separate runs",
+    )
+    parser.add_argument("sources", nargs="+", help="results CSVs to take rows from")
+    parser.add_argument("--into", required=True, help="the results CSV that receives them")
+    args = parser.parse_args(argv)
+    added = merge_results(args.into, args.sources)
+    print(f"{args.into}: {added} rows added")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

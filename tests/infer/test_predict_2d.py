@@ -151,5 +151,5 @@ def test_ensemble_runs_each_drawn_pair_once(monkeypatch, make_inputs):
     mean_repeated, sd_repeated = run()
     assert seen == [6] * 5 and all(n <= 6 for n in once) and sum(once) < sum(seen)
     torch.testing.assert_close(mean, mean_repeated, rtol=1e-5, atol=1e-6)
-    # sqrt(E[x²] - mean²) turns 1e-9 of rounding in a near-zero variance into 3e-5
-    torch.testing.assert_close(sd, sd_repeated, rtol=1e-4, atol=2e-4)
+    # the s.d. is accumulated stably (Welford): where the passes agree it stays near 0
+    torch.testing.assert_close(sd, sd_repeated, rtol=1e-4, atol=1e-5)

@@ -128,7 +128,7 @@ def run_ensemble(
     # Welford's running mean and sum of squared deviations: E[x²] − mean² would cancel
     # catastrophically where the passes agree (an s.d. of 0 read as up to 3e-4)
     mean = torch.zeros(target_in.shape[0], context_out.shape[2], *target_in.shape[-2:])
-    squares = torch.zeros_like(mean)
+    squares = torch.zeros_like(mean) if config.passes > 1 else None
     with torch.inference_mode():
         for k in range(1, config.passes + 1):
             c_in, c_out, x = context_in, context_out, target_in
@@ -146,7 +146,8 @@ def run_ensemble(
                 out = warp(out, torch.linalg.inv(matrix))
             delta = out - mean
             mean += delta / k
-            squares += delta * (out - mean)
-    if config.passes == 1:
+            if squares is not None:
+                squares += delta * (out - mean)
+    if squares is None:
         return mean, None
     return mean, (squares / config.passes).clamp_min(0.0).sqrt()

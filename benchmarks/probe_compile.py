@@ -21,19 +21,15 @@ import time
 from pathlib import Path
 
 import torch
+from bench_model import _timed
 
 from neuralizer.files import write_atomically
 from neuralizer.model import ModelConfig, Neuralizer
 
 
 def _best(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    """The fastest of ``runs`` calls after a warm-up (bench_model's timing loop)."""
+    return min(_timed(fn, runs))
 
 
 def main() -> None:
